@@ -1,0 +1,316 @@
+//! The login flow and the other account operations, over the storage ports.
+//! HTTP parsing, rate limiting and event logging happen around it; what
+//! happens inside, stage by stage, is timed here.
+
+use crate::clock::Clock;
+use crate::password::{Password, PasswordError, PasswordPolicy};
+use crate::pool::{HashPool, JobTimings, PoolError};
+use crate::session::{Session, SessionToken};
+use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserStore};
+use crate::username::Username;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why an account operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or wrong password: deliberately indistinguishable.
+    #[error("invalid user or password")]
+    InvalidCredentials,
+    #[error("user already exists")]
+    UserExists,
+    #[error("{0}")]
+    WeakPassword(PasswordError),
+    #[error("too many logins in progress; retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => AuthError::UserExists,
+            StoreError::NotFound => AuthError::InvalidCredentials,
+            StoreError::Unavailable(m) => AuthError::Unavailable(m),
+            StoreError::Other(m) => AuthError::Internal(m),
+        }
+    }
+}
+
+impl From<PoolError> for AuthError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Overloaded { retry_after } => AuthError::Overloaded { retry_after },
+            PoolError::Expired => AuthError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            },
+            PoolError::Closed => AuthError::Unavailable("shutting down".into()),
+        }
+    }
+}
+
+/// Where the time of one login went.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimings {
+    pub queue: Duration,
+    pub hash: Duration,
+    pub db: Duration,
+    pub session: Duration,
+}
+
+impl StageTimings {
+    fn add_job(&mut self, job: JobTimings) {
+        self.queue += job.queue;
+        self.hash += job.hash;
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub token: SessionToken,
+    pub session: Session,
+}
+
+/// The result of a login attempt with what it cost, for the event log.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    pub result: Result<Issued, AuthError>,
+    pub timings: StageTimings,
+    pub db_role: Option<DbRole>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSettings {
+    pub session_ttl: chrono::Duration,
+    /// The most a login may spend waiting for and doing its hash.
+    pub latency_budget: Duration,
+    pub policy: PasswordPolicy,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: chrono::Duration::hours(12),
+            latency_budget: Duration::from_millis(250),
+            policy: PasswordPolicy::default(),
+        }
+    }
+}
+
+/// The account operations of sesame.
+#[derive(Clone)]
+pub struct LoginService {
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
+    pool: HashPool,
+    clock: Arc<dyn Clock>,
+    settings: LoginSettings,
+    /// Unknown users are verified against this so they cost one hash too.
+    dummy_hash: Arc<str>,
+}
+
+impl LoginService {
+    pub fn new(
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        pool: HashPool,
+        clock: Arc<dyn Clock>,
+        settings: LoginSettings,
+    ) -> Result<Self, AuthError> {
+        let dummy_hash = pool
+            .hasher()
+            .hash(SessionToken::generate().as_str().as_bytes())
+            .map_err(|e| AuthError::Internal(e.to_string()))?
+            .into();
+        Ok(Self {
+            users,
+            sessions,
+            pool,
+            clock,
+            settings,
+            dummy_hash,
+        })
+    }
+
+    pub fn settings(&self) -> &LoginSettings {
+        &self.settings
+    }
+
+    pub fn pool(&self) -> &HashPool {
+        &self.pool
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Logs a user in. `arrived` is when the request arrived: the latency
+    /// budget counts from there.
+    pub async fn login(&self, username: &Username, password: Password, arrived: Instant) -> LoginOutcome {
+        let mut timings = StageTimings::default();
+        let mut db_role = None;
+        let result = self
+            .login_inner(username, password, arrived, &mut timings, &mut db_role)
+            .await;
+        LoginOutcome {
+            result,
+            timings,
+            db_role,
+        }
+    }
+
+    async fn login_inner(
+        &self,
+        username: &Username,
+        password: Password,
+        arrived: Instant,
+        timings: &mut StageTimings,
+        db_role: &mut Option<DbRole>,
+    ) -> Result<Issued, AuthError> {
+        let deadline = arrived + self.settings.latency_budget;
+        let started = Instant::now();
+        let (user, role) = self.users.find_for_login(username).await?;
+        timings.db = started.elapsed();
+        *db_role = Some(role);
+
+        let stored = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let (verification, job) = self
+            .pool
+            .verify(password.clone(), stored.clone(), deadline)
+            .await?;
+        timings.add_job(job);
+        let user = match user {
+            Some(user) if verification.matches => user,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        if verification.needs_rehash {
+            self.upgrade_in_background(user.id, stored, password);
+        }
+
+        let started = Instant::now();
+        let issued = self.issue_session(user.id, user.username.as_str()).await;
+        timings.session = started.elapsed();
+        issued
+    }
+
+    async fn issue_session(&self, user_id: i64, username: &str) -> Result<Issued, AuthError> {
+        let token = SessionToken::generate();
+        let now = self.clock.now();
+        let session = Session {
+            token_hash: token.hash(),
+            user_id,
+            username: username.to_owned(),
+            created_at: now,
+            expires_at: now + self.settings.session_ttl,
+        };
+        self.sessions.create(&session).await?;
+        Ok(Issued { token, session })
+    }
+
+    /// Rehashes with the current parameters after a login proved the
+    /// password. Off the login's path; if the pool is busy it waits for the
+    /// next login.
+    fn upgrade_in_background(&self, user_id: i64, old_hash: Arc<str>, password: Password) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + this.settings.latency_budget;
+            let Ok((Ok(new_hash), _)) = this.pool.hash(password, deadline).await else {
+                return;
+            };
+            match this.users.upgrade_hash(user_id, &old_hash, &new_hash).await {
+                Ok(()) => tracing::info!(user_id, "password hash upgraded to current parameters"),
+                Err(e) => tracing::warn!(user_id, error = %e, "password hash upgrade failed"),
+            }
+        });
+    }
+
+    /// Registers a new user.
+    pub async fn register(&self, username: &Username, password: Password) -> Result<(), AuthError> {
+        self.settings
+            .policy
+            .check_new(&password, username)
+            .map_err(AuthError::WeakPassword)?;
+        let phc = self.hash_now(password).await?;
+        self.users
+            .create(NewUser {
+                username: username.clone(),
+                password_hash: phc,
+                created_at: self.clock.now(),
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Changes a password after proving the old one, and revokes every
+    /// session of the user: the old password and its sessions stop working
+    /// together.
+    pub async fn change_password(&self, username: &Username, old: Password, new: Password) -> Result<(), AuthError> {
+        let arrived = Instant::now();
+        let (user, _) = self.users.find_for_login(username).await?;
+        let stored = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let (verification, _) = self
+            .pool
+            .verify(old, stored, arrived + self.settings.latency_budget)
+            .await?;
+        let user = match user {
+            Some(user) if verification.matches => user,
+            _ => return Err(AuthError::InvalidCredentials),
+        };
+        self.settings
+            .policy
+            .check_new(&new, username)
+            .map_err(AuthError::WeakPassword)?;
+        let phc = self.hash_now(new).await?;
+        self.users
+            .set_password_hash(user.id, &phc, self.clock.now())
+            .await?;
+        self.sessions.revoke_all(user.id).await?;
+        Ok(())
+    }
+
+    /// Sets a password without the old one: the operator's `sesame user passwd`.
+    pub async fn reset_password(&self, username: &Username, new: Password) -> Result<(), AuthError> {
+        self.settings
+            .policy
+            .check_new(&new, username)
+            .map_err(AuthError::WeakPassword)?;
+        let (user, _) = self.users.find_for_login(username).await?;
+        let user = user.ok_or(AuthError::InvalidCredentials)?;
+        let phc = self.hash_now(new).await?;
+        self.users
+            .set_password_hash(user.id, &phc, self.clock.now())
+            .await?;
+        self.sessions.revoke_all(user.id).await?;
+        Ok(())
+    }
+
+    async fn hash_now(&self, password: Password) -> Result<String, AuthError> {
+        let deadline = Instant::now() + self.settings.latency_budget;
+        let (phc, _) = self.pool.hash(password, deadline).await?;
+        phc.map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// The live session a token names, if any.
+    pub async fn session(&self, token: &SessionToken) -> Result<Option<Session>, AuthError> {
+        Ok(self.sessions.find(&token.hash(), self.clock.now()).await?)
+    }
+
+    pub async fn logout(&self, token: &SessionToken) -> Result<(), AuthError> {
+        Ok(self.sessions.revoke(&token.hash()).await?)
+    }
+
+    /// Whether the stores can serve; `/readyz` asks this.
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        self.users.ready().await?;
+        self.sessions.ready().await?;
+        Ok(())
+    }
+}

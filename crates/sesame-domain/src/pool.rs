@@ -1,0 +1,352 @@
+//! The hash pool: a fixed set of OS threads (never tokio's unbounded blocking
+//! pool: 500 concurrent 19 MiB hashes would be 10 GB) fed by a queue that is
+//! bounded by a latency budget rather than by a count.
+//!
+//! Admission is decided up front: a job that would wait longer than the
+//! budget allows is refused at once ([`PoolError::Overloaded`]) so the caller
+//! can answer 503 in microseconds instead of queueing for seconds. A job whose
+//! deadline can no longer be met, or whose caller went away, is dropped before
+//! it is hashed.
+
+use crate::hashing::{HashError, PasswordHasher, Verification};
+use crate::password::Password;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Hard cap on queued jobs per worker, whatever the estimate says: it bounds
+/// memory if hashes suddenly get much slower than the estimate.
+const MAX_QUEUED_PER_WORKER: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("hash queue is full; retry after {retry_after:?}")]
+    Overloaded { retry_after: Duration },
+    #[error("deadline passed before the hash could start")]
+    Expired,
+    #[error("hash pool is shut down")]
+    Closed,
+}
+
+/// Time a job spent waiting and hashing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobTimings {
+    pub queue: Duration,
+    pub hash: Duration,
+}
+
+/// A snapshot of the pool, for metrics and readiness.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub workers: usize,
+    pub queued: usize,
+    pub busy: usize,
+    pub hash_estimate: Duration,
+    pub shed: u64,
+    pub expired: u64,
+    pub abandoned: u64,
+    pub completed: u64,
+}
+
+enum Work {
+    Verify { password: Password, phc: Arc<str> },
+    Hash { password: Password },
+}
+
+enum Done {
+    Verified(Verification),
+    Hashed(Result<String, HashError>),
+}
+
+type Reply = oneshot::Sender<Result<(Done, JobTimings), PoolError>>;
+
+struct Job {
+    work: Work,
+    enqueued: Instant,
+    deadline: Instant,
+    reply: Reply,
+}
+
+struct Shared {
+    workers: usize,
+    queued: AtomicUsize,
+    busy: AtomicUsize,
+    /// Moving average of one hash, in nanoseconds.
+    hash_ns: AtomicU64,
+    shed: AtomicU64,
+    expired: AtomicU64,
+    abandoned: AtomicU64,
+    completed: AtomicU64,
+}
+
+impl Shared {
+    fn hash_estimate(&self) -> Duration {
+        Duration::from_nanos(self.hash_ns.load(Ordering::Relaxed))
+    }
+
+    fn record_hash(&self, took: Duration) {
+        // EWMA with weight 1/8: follows a parameter change within a few dozen
+        // hashes, ignores single outliers.
+        let sample = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let _ = self
+            .hash_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(old - old / 8 + sample / 8)
+            });
+    }
+
+    /// Expected wait before a job enqueued now starts hashing.
+    fn expected_wait(&self) -> Duration {
+        let ahead = self.queued.load(Ordering::Relaxed) + self.busy.load(Ordering::Relaxed);
+        let rounds = ahead / self.workers;
+        self.hash_estimate() * u32::try_from(rounds).unwrap_or(u32::MAX)
+    }
+}
+
+/// A fixed pool of hashing threads with latency-budget admission.
+#[derive(Clone)]
+pub struct HashPool {
+    sender: crossbeam_channel::Sender<Job>,
+    shared: Arc<Shared>,
+    hasher: PasswordHasher,
+}
+
+impl HashPool {
+    /// Starts `workers` threads. The first hash estimate is measured here, by
+    /// hashing once, so admission is right from the first request.
+    pub fn start(hasher: PasswordHasher, workers: usize) -> Self {
+        let workers = workers.max(1);
+        let started = Instant::now();
+        let _ = hasher.hash(b"sesame-calibration");
+        let first_estimate = started.elapsed();
+        let shared = Arc::new(Shared {
+            workers,
+            queued: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
+            hash_ns: AtomicU64::new(first_estimate.as_nanos() as u64),
+            shed: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+        });
+        let (sender, receiver) = crossbeam_channel::bounded::<Job>(workers * MAX_QUEUED_PER_WORKER);
+        for i in 0..workers {
+            let receiver = receiver.clone();
+            let shared = shared.clone();
+            let hasher = hasher.clone();
+            std::thread::Builder::new()
+                .name(format!("sesame-hash-{i}"))
+                .spawn(move || worker(receiver, shared, hasher))
+                .expect("spawn hash worker");
+        }
+        Self {
+            sender,
+            shared,
+            hasher,
+        }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let s = &self.shared;
+        PoolStats {
+            workers: s.workers,
+            queued: s.queued.load(Ordering::Relaxed),
+            busy: s.busy.load(Ordering::Relaxed),
+            hash_estimate: s.hash_estimate(),
+            shed: s.shed.load(Ordering::Relaxed),
+            expired: s.expired.load(Ordering::Relaxed),
+            abandoned: s.abandoned.load(Ordering::Relaxed),
+            completed: s.completed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Verifies `password` against `phc` if it can finish by `deadline`.
+    pub async fn verify(
+        &self,
+        password: Password,
+        phc: Arc<str>,
+        deadline: Instant,
+    ) -> Result<(Verification, JobTimings), PoolError> {
+        match self.submit(Work::Verify { password, phc }, deadline).await? {
+            (Done::Verified(v), t) => Ok((v, t)),
+            (Done::Hashed(_), _) => unreachable!("verify job answered with a hash"),
+        }
+    }
+
+    /// Hashes `password` with the current parameters if it can finish by `deadline`.
+    pub async fn hash(
+        &self,
+        password: Password,
+        deadline: Instant,
+    ) -> Result<(Result<String, HashError>, JobTimings), PoolError> {
+        match self.submit(Work::Hash { password }, deadline).await? {
+            (Done::Hashed(h), t) => Ok((h, t)),
+            (Done::Verified(_), _) => unreachable!("hash job answered with a verification"),
+        }
+    }
+
+    async fn submit(&self, work: Work, deadline: Instant) -> Result<(Done, JobTimings), PoolError> {
+        let s = &self.shared;
+        let now = Instant::now();
+        let wait = s.expected_wait();
+        if now + wait + s.hash_estimate() > deadline {
+            s.shed.fetch_add(1, Ordering::Relaxed);
+            return Err(PoolError::Overloaded {
+                retry_after: retry_after(wait),
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        s.queued.fetch_add(1, Ordering::Relaxed);
+        let job = Job {
+            work,
+            enqueued: now,
+            deadline,
+            reply,
+        };
+        if let Err(e) = self.sender.try_send(job) {
+            s.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(match e {
+                crossbeam_channel::TrySendError::Full(_) => {
+                    s.shed.fetch_add(1, Ordering::Relaxed);
+                    PoolError::Overloaded {
+                        retry_after: retry_after(wait),
+                    }
+                }
+                crossbeam_channel::TrySendError::Disconnected(_) => PoolError::Closed,
+            });
+        }
+        answer.await.map_err(|_| PoolError::Closed)?
+    }
+}
+
+/// Whole seconds to suggest in Retry-After: at least one.
+fn retry_after(wait: Duration) -> Duration {
+    Duration::from_secs(wait.as_secs().max(1))
+}
+
+fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hasher: PasswordHasher) {
+    while let Ok(job) = receiver.recv() {
+        shared.queued.fetch_sub(1, Ordering::Relaxed);
+        let started = Instant::now();
+        if job.reply.is_closed() {
+            shared.abandoned.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        if started + shared.hash_estimate() > job.deadline {
+            shared.expired.fetch_add(1, Ordering::Relaxed);
+            let _ = job.reply.send(Err(PoolError::Expired));
+            continue;
+        }
+        shared.busy.fetch_add(1, Ordering::Relaxed);
+        let done = match job.work {
+            Work::Verify { password, phc } => Done::Verified(hasher.verify(password.expose(), &phc)),
+            Work::Hash { password } => Done::Hashed(hasher.hash(password.expose())),
+        };
+        let finished = Instant::now();
+        shared.busy.fetch_sub(1, Ordering::Relaxed);
+        shared.record_hash(finished - started);
+        shared.completed.fetch_add(1, Ordering::Relaxed);
+        let timings = JobTimings {
+            queue: started - job.enqueued,
+            hash: finished - started,
+        };
+        let _ = job.reply.send(Ok((done, timings)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::HashParams;
+    use crate::password::PasswordPolicy;
+
+    fn pool(workers: usize, m_cost: u32) -> HashPool {
+        let hasher = PasswordHasher::new(HashParams {
+            m_cost,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap();
+        HashPool::start(hasher, workers)
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s, &PasswordPolicy::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn hashes_and_verifies() {
+        let pool = pool(2, 64);
+        let far = Instant::now() + Duration::from_secs(10);
+        let (phc, _) = pool.hash(pw("secret-one"), far).await.unwrap();
+        let phc: Arc<str> = phc.unwrap().into();
+        let (v, t) = pool.verify(pw("secret-one"), phc.clone(), far).await.unwrap();
+        assert!(v.matches);
+        assert!(t.hash > Duration::ZERO);
+        let (v, _) = pool.verify(pw("secret-two"), phc, far).await.unwrap();
+        assert!(!v.matches);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_that_cannot_be_met_is_refused_at_once() {
+        let pool = pool(1, 4096);
+        let started = Instant::now();
+        let err = pool.hash(pw("whatever-pw"), Instant::now()).await.unwrap_err();
+        assert!(matches!(err, PoolError::Overloaded { retry_after } if retry_after >= Duration::from_secs(1)));
+        assert!(started.elapsed() < Duration::from_millis(50));
+        assert_eq!(pool.stats().shed, 1);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_by_the_budget() {
+        // One worker, a budget of about three hashes: of many simultaneous
+        // jobs only a handful are admitted, the rest are shed, none waits long.
+        let pool = pool(1, 8192);
+        let one = pool.stats().hash_estimate;
+        let deadline = Instant::now() + one * 3;
+        let jobs: Vec<_> = (0..40)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.hash(pw(&format!("password-{i}")), deadline).await })
+            })
+            .collect();
+        let mut admitted = 0;
+        for j in jobs {
+            if j.await.unwrap().is_ok() {
+                admitted += 1;
+            }
+        }
+        let stats = pool.stats();
+        assert!(admitted >= 1 && admitted <= 5, "admitted {admitted}");
+        assert_eq!(stats.shed + stats.expired + admitted as u64, 40);
+    }
+
+    #[tokio::test]
+    async fn abandoned_jobs_are_not_hashed() {
+        // Heavy enough that the busy hash outlasts the five give-ups below.
+        let pool = pool(1, 65536);
+        let far = Instant::now() + Duration::from_secs(30);
+        // Occupy the worker, then queue jobs whose callers give up.
+        let busy = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.hash(pw("keeps-it-busy"), far).await })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        for i in 0..5 {
+            let fut = pool.hash(pw(&format!("gone-{i}-pw")), far);
+            // Dropped after a moment: the caller went away.
+            let _ = tokio::time::timeout(Duration::from_micros(100), fut).await;
+        }
+        busy.await.unwrap().unwrap().0.unwrap();
+        // Let the worker drain the queue.
+        let (_, _) = pool.hash(pw("after-pw-x"), far).await.unwrap();
+        let stats = pool.stats();
+        assert_eq!(stats.abandoned, 5, "{stats:?}");
+        assert_eq!(stats.completed, 2, "{stats:?}");
+    }
+}

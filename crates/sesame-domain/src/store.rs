@@ -1,0 +1,81 @@
+//! The ports the login flow needs from storage. Adapters live in the storage
+//! crate (SQLite, MySQL with replicas, Redis, in-process caches).
+
+use crate::session::{Session, TokenHash};
+use crate::username::Username;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// Which copy of the data answered a read; recorded in events and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbRole {
+    Primary,
+    Replica,
+    Cache,
+}
+
+impl DbRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbRole::Primary => "primary",
+            DbRole::Replica => "replica",
+            DbRole::Cache => "cache",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: Username,
+    pub password_hash: Arc<str>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub password_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("already exists")]
+    Conflict,
+    #[error("not found")]
+    NotFound,
+    /// The backend cannot be reached or did not answer in time.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("storage error: {0}")]
+    Other(String),
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Looks a user up for a login: one indexed point read.
+    async fn find_for_login(&self, username: &Username) -> Result<(Option<UserRecord>, DbRole), StoreError>;
+    async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError>;
+    /// Replaces the password hash. `changed_at` marks when the old password
+    /// stopped working.
+    async fn set_password_hash(&self, user_id: i64, password_hash: &str, changed_at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Upgrades a hash to current parameters only if it is still `old_hash`
+    /// (a concurrent password change wins).
+    async fn upgrade_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<(), StoreError>;
+    async fn remove(&self, username: &Username) -> Result<(), StoreError>;
+    async fn list(&self, after: Option<&Username>, limit: u32) -> Result<Vec<UserRecord>, StoreError>;
+    async fn ready(&self) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+    /// A live session for this token hash, if any.
+    async fn find(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError>;
+    async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError>;
+    async fn ready(&self) -> Result<(), StoreError>;
+}
