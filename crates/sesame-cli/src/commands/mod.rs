@@ -1,0 +1,71 @@
+mod calibrate;
+mod serve;
+mod shared;
+mod user;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// sesame: a login service (Argon2id, opaque sessions) and the operator's
+/// toolkit around it. Every flag can also be set as an environment variable
+/// `SESAME_*`, shown in each command's --help.
+#[derive(Debug, Parser)]
+#[command(name = "sesame", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Diagnostic log filter (tracing's env-filter syntax), written to stderr.
+    #[arg(long = "log", env = "SESAME_LOG", default_value = "info", global = true)]
+    pub filter: String,
+    /// Diagnostic log format.
+    #[arg(long, env = "SESAME_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the login service.
+    Serve(serve::ServeArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(shared::StorageArgs),
+    /// Manage users from the command line.
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Find Argon2id parameters that take a target time per hash on this machine.
+    Calibrate(calibrate::CalibrateArgs),
+}
+
+pub fn init_tracing(args: &LogArgs) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Migrate(args) => shared::runtime()?.block_on(async {
+            sesame_storage::migrate(&args.storage_config()).await?;
+            println!("migrated {}", args.database);
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::User(cmd) => user::run(cmd),
+        Command::Calibrate(args) => calibrate::run(args),
+    }
+}

@@ -1,0 +1,52 @@
+use ipnet::IpNet;
+use sesame_domain::{HashParams, LoginSettings};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the HTTP service needs besides its stores and listener. The
+/// CLI builds it from flags and `SESAME_*` variables; tests build it directly.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub hash_params: HashParams,
+    pub hash_workers: usize,
+    pub login: LoginSettings,
+    /// Callers whose `ip` field is believed: the API tier, load balancers.
+    pub trusted_proxies: Vec<IpNet>,
+    /// JSON lines, one per login attempt; `-` is standard output.
+    pub event_log: Option<PathBuf>,
+    /// Marks the session cookie `Secure` (on unless serving plain HTTP to a browser).
+    pub cookie_secure: bool,
+    /// Name of this replica in events and metrics.
+    pub instance: String,
+    /// After SIGTERM, how long `/readyz` says 503 before the listener closes,
+    /// so load balancers stop sending first.
+    pub drain_delay: Duration,
+    /// After the listener closes, how long in-flight requests get to finish.
+    pub grace_period: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            hash_params: HashParams::default(),
+            hash_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            login: LoginSettings::default(),
+            trusted_proxies: Vec::new(),
+            event_log: None,
+            cookie_secure: true,
+            instance: default_instance(),
+            drain_delay: Duration::ZERO,
+            grace_period: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The host name (the pod name on Kubernetes).
+pub fn default_instance() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "sesame".into())
+}

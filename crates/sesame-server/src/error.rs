@@ -1,0 +1,116 @@
+//! The one error type at the HTTP boundary. Every failure becomes
+//! `{"error":{"code","message"}}` with a fitting status; internal details
+//! are logged, never echoed.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sesame_domain::AuthError;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Malformed request: a code and a message naming the problem.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// Well-formed but invalid input: a code and a message naming the problem.
+    #[error("{1}")]
+    Unprocessable(&'static str, String),
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("request body is too large")]
+    PayloadTooLarge,
+    #[error("invalid user or password")]
+    InvalidCredentials,
+    #[error("no valid session")]
+    Unauthenticated,
+    #[error("user already exists")]
+    UserExists,
+    #[error("too many attempts; retry later")]
+    RateLimited { retry_after: Duration },
+    #[error("too many logins in progress; retry later")]
+    Overloaded { retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::UserExists => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code; also the `outcome` of a login event.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(code, _) | ApiError::Unprocessable(code, _) => code,
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::UserExists => "user_exists",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Overloaded { .. } => "overloaded",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => Some(*retry_after),
+            ApiError::Unavailable(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::UserExists => ApiError::UserExists,
+            AuthError::WeakPassword(p) => ApiError::Unprocessable("weak_password", p.to_string()),
+            AuthError::Overloaded { retry_after } => ApiError::Overloaded { retry_after },
+            AuthError::Unavailable(m) => ApiError::Unavailable(m),
+            AuthError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(detail, "internal error");
+                "internal error".to_owned()
+            }
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(detail, "dependency unavailable");
+                "service temporarily unavailable; retry shortly".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
+        let mut response = (status, Json(body)).into_response();
+        if let Some(after) = self.retry_after() {
+            let secs = after.as_secs().max(1).to_string();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_str(&secs).expect("digits"));
+        }
+        response
+    }
+}

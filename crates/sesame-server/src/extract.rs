@@ -1,0 +1,79 @@
+//! Request extractors that turn HTTP into domain input or an [`ApiError`].
+
+use crate::error::ApiError;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use sesame_domain::SessionToken;
+
+pub const SESSION_COOKIE: &str = "sesame_session";
+
+/// A JSON body whose every failure is a clear [`ApiError`].
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_error(rejection)),
+        }
+    }
+}
+
+fn json_error(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+        JsonRejection::JsonDataError(e) => ApiError::Unprocessable("invalid_request", describe(&e.body_text())),
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest("invalid_json", describe(&e.body_text())),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        other => ApiError::BadRequest("invalid_body", describe(&other.body_text())),
+    }
+}
+
+/// axum's messages start with a generic prefix; keep the part that names the
+/// problem (serde's "missing field `user` at line 1 column 20").
+fn describe(text: &str) -> String {
+    let detail = text.rsplit(": ").next().unwrap_or(text);
+    format!("invalid request body: {detail}")
+}
+
+/// The session token from `Authorization: Bearer` or the session cookie.
+pub struct PresentedToken(pub SessionToken);
+
+impl<S: Send + Sync> FromRequestParts<S> for PresentedToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let bearer = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let cookie = || {
+            parts
+                .headers
+                .get_all(COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(name, _)| *name == SESSION_COOKIE)
+                .map(|(_, value)| value)
+        };
+        bearer
+            .or_else(cookie)
+            .and_then(SessionToken::parse)
+            .map(PresentedToken)
+            .ok_or(ApiError::Unauthenticated)
+    }
+}

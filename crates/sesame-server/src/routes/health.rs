@@ -1,0 +1,30 @@
+use crate::app::AppState;
+use crate::error::ApiError;
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+/// Liveness: the process answers. Never depends on the database, so a
+/// database outage does not restart every pod.
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "alive")))]
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Readiness: this instance should get traffic (not draining, stores reachable).
+#[utoipa::path(get, path = "/readyz", tag = "health", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "draining or a store is unreachable")))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    if !state.is_ready() {
+        return Err(ApiError::Unavailable("shutting down".into()));
+    }
+    state.service.ready().await?;
+    let pool = state.service.pool().stats();
+    Ok(Json(json!({
+        "status": "ready",
+        "backend": state.backend,
+        "hash_workers": pool.workers,
+        "hash_queue": pool.queued,
+    })))
+}

@@ -1,0 +1,45 @@
+pub(crate) mod health;
+pub(crate) mod login;
+mod page;
+pub(crate) mod session;
+pub(crate) mod users;
+
+use crate::app::AppState;
+use crate::openapi::ApiDoc;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use login::{LoginRequest, LoginResponse};
+pub use session::SessionResponse;
+pub use users::{ChangePasswordRequest, RegisterRequest, RegisterResponse};
+
+/// Request bodies are small JSON objects; anything larger is refused (413)
+/// before it is read.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page::login_page))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/v1/users", post(users::register))
+        .route("/v1/users/{user}/password", put(users::change_password))
+        .route("/v1/login", post(login::login))
+        .route("/v1/session", get(session::current).delete(session::logout))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // Method and path only: query strings and bodies may hold secrets.
+            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}

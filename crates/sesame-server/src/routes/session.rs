@@ -1,0 +1,42 @@
+//! `GET /v1/session` and `DELETE /v1/session`.
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{PresentedToken, SESSION_COOKIE};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub user: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[utoipa::path(get, path = "/v1/session", tag = "sessions",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+    (status = 200, description = "the session is live", body = SessionResponse),
+    (status = 401, description = "no token, or an unknown, expired or revoked one")))]
+pub async fn current(State(state): State<AppState>, PresentedToken(token): PresentedToken) -> Result<Json<SessionResponse>, ApiError> {
+    let session = state.service.session(&token).await?.ok_or(ApiError::Unauthenticated)?;
+    Ok(Json(SessionResponse {
+        user: session.username,
+        expires_at: session.expires_at,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/session", tag = "sessions",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+    (status = 204, description = "logged out; the cookie is cleared"),
+    (status = 401, description = "no token presented")))]
+pub async fn logout(State(state): State<AppState>, PresentedToken(token): PresentedToken) -> Result<impl IntoResponse, ApiError> {
+    state.service.logout(&token).await?;
+    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]))
+}

@@ -1,0 +1,212 @@
+//! The embedded default: one SQLite file in WAL mode, so `sesame serve` runs
+//! with nothing else installed.
+
+use crate::time::{from_ms, to_ms};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sesame_domain::{
+    DbRole, NewUser, Session, SessionStore, StoreError, TokenHash, UserRecord, UserStore, Username,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `sqlite:PATH` (or a bare path), creating and migrating it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite:{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Other(format!("bad SQLite URL {url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(1));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(1))
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(format!("database unavailable: {e}"))
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRecord, StoreError> {
+    let name: String = row.get("username");
+    let hash: String = row.get("password_hash");
+    Ok(UserRecord {
+        id: row.get("id"),
+        username: Username::parse(&name)
+            .map_err(|e| StoreError::Other(format!("stored username {name:?}: {e}")))?,
+        password_hash: hash.into(),
+        created_at: from_ms(row.get("created_at")),
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn find_for_login(&self, username: &Username) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let row = sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok((row.as_ref().map(user_from_row).transpose()?, DbRole::Primary))
+    }
+
+    async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
+        let now = to_ms(user.created_at);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user.username.as_str())
+        .bind(&user.password_hash)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(UserRecord {
+            id,
+            username: user.username,
+            password_hash: user.password_hash.into(),
+            created_at: user.created_at,
+        })
+    }
+
+    async fn set_password_hash(&self, user_id: i64, password_hash: &str, changed_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(to_ms(changed_at))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn upgrade_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+            .bind(new_hash)
+            .bind(user_id)
+            .bind(old_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn remove(&self, username: &Username) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE username = ?")
+            .bind(username.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list(&self, after: Option<&Username>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, username, password_hash, created_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
+        )
+        .bind(after.map_or("", Username::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+            .bind(session.token_hash.as_bytes())
+            .bind(session.user_id)
+            .bind(to_ms(session.created_at))
+            .bind(to_ms(session.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash.as_bytes())
+        .bind(to_ms(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(row.map(|row| Session {
+            token_hash: *token_hash,
+            user_id: row.get("user_id"),
+            username: row.get("username"),
+            created_at: from_ms(row.get("created_at")),
+            expires_at: from_ms(row.get("expires_at")),
+        }))
+    }
+
+    async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash.as_bytes())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        UserStore::ready(self).await
+    }
+}
