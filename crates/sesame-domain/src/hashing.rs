@@ -143,10 +143,17 @@ mod tests {
     fn older_parameters_ask_for_a_rehash() {
         let old = PasswordHasher::new(CHEAP).unwrap();
         let phc = old.hash(b"pw-123456").unwrap();
-        let current = PasswordHasher::new(HashParams { m_cost: 128, ..CHEAP }).unwrap();
+        let current = PasswordHasher::new(HashParams {
+            m_cost: 128,
+            ..CHEAP
+        })
+        .unwrap();
         let v = current.verify(b"pw-123456", &phc);
         assert!(v.matches && v.needs_rehash);
-        assert!(!current.verify(b"wrong", &phc).needs_rehash, "only a match triggers a rehash");
+        assert!(
+            !current.verify(b"wrong", &phc).needs_rehash,
+            "only a match triggers a rehash"
+        );
     }
 
     #[test]
@@ -158,6 +165,11 @@ mod tests {
 
     #[test]
     fn rejects_impossible_parameters() {
-        assert!(PasswordHasher::new(HashParams { m_cost: 1, t_cost: 0, p_cost: 0 }).is_err());
+        assert!(PasswordHasher::new(HashParams {
+            m_cost: 1,
+            t_cost: 0,
+            p_cost: 0
+        })
+        .is_err());
     }
 }

@@ -150,7 +150,12 @@ impl LoginService {
 
     /// Logs a user in. `arrived` is when the request arrived: the latency
     /// budget counts from there.
-    pub async fn login(&self, username: &Username, password: Password, arrived: Instant) -> LoginOutcome {
+    pub async fn login(
+        &self,
+        username: &Username,
+        password: Password,
+        arrived: Instant,
+    ) -> LoginOutcome {
         let mut timings = StageTimings::default();
         let mut db_role = None;
         let result = self
@@ -250,7 +255,12 @@ impl LoginService {
     /// Changes a password after proving the old one, and revokes every
     /// session of the user: the old password and its sessions stop working
     /// together.
-    pub async fn change_password(&self, username: &Username, old: Password, new: Password) -> Result<(), AuthError> {
+    pub async fn change_password(
+        &self,
+        username: &Username,
+        old: Password,
+        new: Password,
+    ) -> Result<(), AuthError> {
         let arrived = Instant::now();
         let (user, _) = self.users.find_for_login(username).await?;
         let stored = user
@@ -277,7 +287,11 @@ impl LoginService {
     }
 
     /// Sets a password without the old one: the operator's `sesame user passwd`.
-    pub async fn reset_password(&self, username: &Username, new: Password) -> Result<(), AuthError> {
+    pub async fn reset_password(
+        &self,
+        username: &Username,
+        new: Password,
+    ) -> Result<(), AuthError> {
         self.settings
             .policy
             .check_new(&new, username)

@@ -127,7 +127,12 @@ mod tests {
 
     #[test]
     fn accepts_reasonable_passwords() {
-        for pw in ["IHeartData", "correct horse battery staple", "tr0ub4dor&3x", "ünïcødé-pässwörd-42"] {
+        for pw in [
+            "IHeartData",
+            "correct horse battery staple",
+            "tr0ub4dor&3x",
+            "ünïcødé-pässwörd-42",
+        ] {
             assert_eq!(check(pw), Ok(()), "{pw}");
         }
     }
@@ -135,20 +140,35 @@ mod tests {
     #[test]
     fn length_limits() {
         assert_eq!(check("short"), Err(PasswordError::TooShort(8)));
-        assert!(check(&"x7#kQ".repeat(13)).is_ok(), "64 characters are allowed");
+        assert!(
+            check(&"x7#kQ".repeat(13)).is_ok(),
+            "64 characters are allowed"
+        );
         assert_eq!(check(&"a".repeat(1025)), Err(PasswordError::TooLong(1024)));
     }
 
     #[test]
     fn blocklist_and_patterns() {
-        for pw in ["password", "Password1", "qwertyuiop", "12345678", "aaaaaaaa", "iloveyou!", "P@ssw0rd", "letmein123"] {
+        for pw in [
+            "password",
+            "Password1",
+            "qwertyuiop",
+            "12345678",
+            "aaaaaaaa",
+            "iloveyou!",
+            "P@ssw0rd",
+            "letmein123",
+        ] {
             assert_eq!(check(pw), Err(PasswordError::Blocklisted), "{pw}");
         }
     }
 
     #[test]
     fn username_inside_password_is_refused() {
-        assert_eq!(check("SioKCronin2024"), Err(PasswordError::ContainsUsername));
+        assert_eq!(
+            check("SioKCronin2024"),
+            Err(PasswordError::ContainsUsername)
+        );
     }
 
     #[test]

@@ -172,7 +172,10 @@ impl HashPool {
         phc: Arc<str>,
         deadline: Instant,
     ) -> Result<(Verification, JobTimings), PoolError> {
-        match self.submit(Work::Verify { password, phc }, deadline).await? {
+        match self
+            .submit(Work::Verify { password, phc }, deadline)
+            .await?
+        {
             (Done::Verified(v), t) => Ok((v, t)),
             (Done::Hashed(_), _) => unreachable!("verify job answered with a hash"),
         }
@@ -244,7 +247,9 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
         }
         shared.busy.fetch_add(1, Ordering::Relaxed);
         let done = match job.work {
-            Work::Verify { password, phc } => Done::Verified(hasher.verify(password.expose(), &phc)),
+            Work::Verify { password, phc } => {
+                Done::Verified(hasher.verify(password.expose(), &phc))
+            }
             Work::Hash { password } => Done::Hashed(hasher.hash(password.expose())),
         };
         let finished = Instant::now();
@@ -285,7 +290,10 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(10);
         let (phc, _) = pool.hash(pw("secret-one"), far).await.unwrap();
         let phc: Arc<str> = phc.unwrap().into();
-        let (v, t) = pool.verify(pw("secret-one"), phc.clone(), far).await.unwrap();
+        let (v, t) = pool
+            .verify(pw("secret-one"), phc.clone(), far)
+            .await
+            .unwrap();
         assert!(v.matches);
         assert!(t.hash > Duration::ZERO);
         let (v, _) = pool.verify(pw("secret-two"), phc, far).await.unwrap();
@@ -296,8 +304,13 @@ mod tests {
     async fn a_deadline_that_cannot_be_met_is_refused_at_once() {
         let pool = pool(1, 4096);
         let started = Instant::now();
-        let err = pool.hash(pw("whatever-pw"), Instant::now()).await.unwrap_err();
-        assert!(matches!(err, PoolError::Overloaded { retry_after } if retry_after >= Duration::from_secs(1)));
+        let err = pool
+            .hash(pw("whatever-pw"), Instant::now())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, PoolError::Overloaded { retry_after } if retry_after >= Duration::from_secs(1))
+        );
         assert!(started.elapsed() < Duration::from_millis(50));
         assert_eq!(pool.stats().shed, 1);
     }
@@ -322,7 +335,7 @@ mod tests {
             }
         }
         let stats = pool.stats();
-        assert!(admitted >= 1 && admitted <= 5, "admitted {admitted}");
+        assert!((1..=5).contains(&admitted), "admitted {admitted}");
         assert_eq!(stats.shed + stats.expired + admitted as u64, 40);
     }
 

@@ -100,9 +100,18 @@ mod tests {
     #[test]
     fn malformed_tokens_are_refused() {
         let good = SessionToken::generate();
-        assert!(SessionToken::parse(&good.as_str()[..42]).is_none(), "truncated");
-        assert!(SessionToken::parse(&format!("{}A", good.as_str())).is_none(), "too long");
-        assert!(SessionToken::parse(&"*".repeat(43)).is_none(), "not base64url");
+        assert!(
+            SessionToken::parse(&good.as_str()[..42]).is_none(),
+            "truncated"
+        );
+        assert!(
+            SessionToken::parse(&format!("{}A", good.as_str())).is_none(),
+            "too long"
+        );
+        assert!(
+            SessionToken::parse(&"*".repeat(43)).is_none(),
+            "not base64url"
+        );
         assert!(SessionToken::parse("").is_none());
     }
 

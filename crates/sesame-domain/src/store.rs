@@ -57,16 +57,33 @@ pub enum StoreError {
 #[async_trait]
 pub trait UserStore: Send + Sync + 'static {
     /// Looks a user up for a login: one indexed point read.
-    async fn find_for_login(&self, username: &Username) -> Result<(Option<UserRecord>, DbRole), StoreError>;
+    async fn find_for_login(
+        &self,
+        username: &Username,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError>;
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Replaces the password hash. `changed_at` marks when the old password
     /// stopped working.
-    async fn set_password_hash(&self, user_id: i64, password_hash: &str, changed_at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn set_password_hash(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        changed_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
     /// Upgrades a hash to current parameters only if it is still `old_hash`
     /// (a concurrent password change wins).
-    async fn upgrade_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<(), StoreError>;
+    async fn upgrade_hash(
+        &self,
+        user_id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<(), StoreError>;
     async fn remove(&self, username: &Username) -> Result<(), StoreError>;
-    async fn list(&self, after: Option<&Username>, limit: u32) -> Result<Vec<UserRecord>, StoreError>;
+    async fn list(
+        &self,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
     async fn ready(&self) -> Result<(), StoreError>;
 }
 
@@ -74,7 +91,11 @@ pub trait UserStore: Send + Sync + 'static {
 pub trait SessionStore: Send + Sync + 'static {
     async fn create(&self, session: &Session) -> Result<(), StoreError>;
     /// A live session for this token hash, if any.
-    async fn find(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<Session>, StoreError>;
+    async fn find(
+        &self,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError>;
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError>;
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError>;
     async fn ready(&self) -> Result<(), StoreError>;

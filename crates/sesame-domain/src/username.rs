@@ -78,16 +78,32 @@ mod tests {
             Username::parse("Jane.Doe+x@Example.com").unwrap().as_str(),
             "jane.doe+x@example.com"
         );
-        assert_eq!(Username::parse("SioKCronin").unwrap().as_str(), "siokcronin");
+        assert_eq!(
+            Username::parse("SioKCronin").unwrap().as_str(),
+            "siokcronin"
+        );
     }
 
     #[test]
     fn rejects_bad_names() {
         assert_eq!(Username::parse("   "), Err(UsernameError::Empty));
-        assert_eq!(Username::parse(&"a".repeat(65)), Err(UsernameError::TooLong));
+        assert_eq!(
+            Username::parse(&"a".repeat(65)),
+            Err(UsernameError::TooLong)
+        );
         assert!(Username::parse(&"a".repeat(64)).is_ok());
-        for bad in ["a b", "robert'); DROP TABLE users;--", "x\0y", "a/b", "<script>"] {
-            assert_eq!(Username::parse(bad), Err(UsernameError::InvalidCharacter), "{bad:?}");
+        for bad in [
+            "a b",
+            "robert'); DROP TABLE users;--",
+            "x\0y",
+            "a/b",
+            "<script>",
+        ] {
+            assert_eq!(
+                Username::parse(bad),
+                Err(UsernameError::InvalidCharacter),
+                "{bad:?}"
+            );
         }
     }
 

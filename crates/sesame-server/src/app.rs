@@ -51,15 +51,26 @@ pub struct App {
 }
 
 impl App {
-    pub fn build(config: ServerConfig, stores: Stores, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub fn build(
+        config: ServerConfig,
+        stores: Stores,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let hasher = PasswordHasher::new(config.hash_params)?;
         let pool = HashPool::start(hasher, config.hash_workers);
-        let service = LoginService::new(stores.users, stores.sessions, pool, clock, config.login.clone())?;
+        let service = LoginService::new(
+            stores.users,
+            stores.sessions,
+            pool,
+            clock,
+            config.login.clone(),
+        )?;
         let mut log_writers = Vec::new();
         let events = match &config.event_log {
             Some(path) => {
-                let (log, writer) = JsonLinesLog::open(path)
-                    .map_err(|e| anyhow::anyhow!("cannot open event log {}: {e}", path.display()))?;
+                let (log, writer) = JsonLinesLog::open(path).map_err(|e| {
+                    anyhow::anyhow!("cannot open event log {}: {e}", path.display())
+                })?;
                 log_writers.push(writer);
                 Some(log)
             }
@@ -86,7 +97,11 @@ impl App {
     /// Serves until `shutdown` resolves, then drains: `/readyz` turns 503,
     /// after the drain delay the listener closes, in-flight requests finish
     /// (up to the grace period), and the logs are flushed.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = self.router();
         let state = self.state.clone();
         let drain_delay = state.config.drain_delay;
@@ -100,8 +115,11 @@ impl App {
             tokio::time::sleep(drain_delay).await;
             closing_signal.notify_one();
         };
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal);
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
         let deadline = async {
             closing.notified().await;
             tokio::time::sleep(grace).await;

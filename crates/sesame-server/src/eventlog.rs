@@ -64,8 +64,14 @@ impl Target {
         if path == Path::new("-") {
             return Ok(Target::Stdout);
         }
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Target::File(std::io::BufWriter::with_capacity(64 * 1024, file)))
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Target::File(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            file,
+        )))
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {

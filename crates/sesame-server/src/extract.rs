@@ -32,8 +32,12 @@ where
 fn json_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::JsonDataError(e) => ApiError::Unprocessable("invalid_request", describe(&e.body_text())),
-        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest("invalid_json", describe(&e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::Unprocessable("invalid_request", describe(&e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::BadRequest("invalid_json", describe(&e.body_text()))
+        }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
         other => ApiError::BadRequest("invalid_body", describe(&other.body_text())),
     }

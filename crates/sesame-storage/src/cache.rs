@@ -36,7 +36,11 @@ impl SessionStore for CachedSessions {
         Ok(())
     }
 
-    async fn find(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+    async fn find(
+        &self,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
         if let Some(s) = self.cache.get(token_hash) {
             return Ok(s.is_live(now).then_some(s));
         }

@@ -47,7 +47,10 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         ));
     }
     let store = Arc::new(SqliteStore::open(url).await?);
-    let sessions = Arc::new(CachedSessions::new(store.clone(), config.session_cache_capacity));
+    let sessions = Arc::new(CachedSessions::new(
+        store.clone(),
+        config.session_cache_capacity,
+    ));
     Ok(Stores {
         users: store,
         sessions,

@@ -71,13 +71,21 @@ fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRecord, StoreError
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn find_for_login(&self, username: &Username) -> Result<(Option<UserRecord>, DbRole), StoreError> {
-        let row = sqlx::query("SELECT id, username, password_hash, created_at FROM users WHERE username = ?")
-            .bind(username.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok((row.as_ref().map(user_from_row).transpose()?, DbRole::Primary))
+    async fn find_for_login(
+        &self,
+        username: &Username,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, created_at FROM users WHERE username = ?",
+        )
+        .bind(username.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok((
+            row.as_ref().map(user_from_row).transpose()?,
+            DbRole::Primary,
+        ))
     }
 
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
@@ -100,21 +108,32 @@ impl UserStore for SqliteStore {
         })
     }
 
-    async fn set_password_hash(&self, user_id: i64, password_hash: &str, changed_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
-            .bind(password_hash)
-            .bind(to_ms(changed_at))
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+    async fn set_password_hash(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        changed_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
+                .bind(password_hash)
+                .bind(to_ms(changed_at))
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
     }
 
-    async fn upgrade_hash(&self, user_id: i64, old_hash: &str, new_hash: &str) -> Result<(), StoreError> {
+    async fn upgrade_hash(
+        &self,
+        user_id: i64,
+        old_hash: &str,
+        new_hash: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
             .bind(new_hash)
             .bind(user_id)
@@ -137,7 +156,11 @@ impl UserStore for SqliteStore {
         Ok(())
     }
 
-    async fn list(&self, after: Option<&Username>, limit: u32) -> Result<Vec<UserRecord>, StoreError> {
+    async fn list(
+        &self,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, username, password_hash, created_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
         )
@@ -150,7 +173,10 @@ impl UserStore for SqliteStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 }
@@ -169,7 +195,11 @@ impl SessionStore for SqliteStore {
         Ok(())
     }
 
-    async fn find(&self, token_hash: &TokenHash, now: DateTime<Utc>) -> Result<Option<Session>, StoreError> {
+    async fn find(
+        &self,
+        token_hash: &TokenHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(
             "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",

@@ -63,7 +63,11 @@ pub fn run(args: CalibrateArgs) -> anyhow::Result<ExitCode> {
             took = next_took;
         }
     }
-    println!("argon2id {params}: {:.1} ms per hash (median of {})", took.as_secs_f64() * 1e3, args.samples);
+    println!(
+        "argon2id {params}: {:.1} ms per hash (median of {})",
+        took.as_secs_f64() * 1e3,
+        args.samples
+    );
     println!(
         "  about {:.0} hashes/s per core",
         1.0 / took.as_secs_f64().max(1e-9)

@@ -21,10 +21,21 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct LogArgs {
     /// Diagnostic log filter (tracing's env-filter syntax), written to stderr.
-    #[arg(long = "log", env = "SESAME_LOG", default_value = "info", global = true)]
+    #[arg(
+        long = "log",
+        env = "SESAME_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub filter: String,
     /// Diagnostic log format.
-    #[arg(long, env = "SESAME_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "SESAME_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 
@@ -50,7 +61,9 @@ pub enum Command {
 pub fn init_tracing(args: &LogArgs) {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -56,7 +56,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         trusted_proxies: args.trusted_proxies,
         event_log: args.event_log,
         cookie_secure: args.cookie_secure,
-        instance: args.instance.unwrap_or_else(sesame_server::default_instance),
+        instance: args
+            .instance
+            .unwrap_or_else(sesame_server::default_instance),
         drain_delay: Duration::from_secs(args.drain_delay),
         grace_period: Duration::from_secs(args.grace_period),
     };

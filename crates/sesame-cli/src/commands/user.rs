@@ -1,6 +1,8 @@
 use super::shared::{runtime, HashArgs, StorageArgs};
 use anyhow::{bail, Context};
-use sesame_domain::{HashPool, LoginService, LoginSettings, Password, PasswordHasher, SystemClock, Username};
+use sesame_domain::{
+    HashPool, LoginService, LoginSettings, Password, PasswordHasher, SystemClock, Username,
+};
 use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -51,19 +53,32 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             UserCommand::Passwd(args) => {
                 let (service, user) = service(&args).await?;
                 let password = read_password(&args)?;
-                service.reset_password(&user, password).await.map_err(|e| match e {
-                    sesame_domain::AuthError::InvalidCredentials => anyhow::anyhow!("no such user: {user}"),
-                    other => other.into(),
-                })?;
+                service
+                    .reset_password(&user, password)
+                    .await
+                    .map_err(|e| match e {
+                        sesame_domain::AuthError::InvalidCredentials => {
+                            anyhow::anyhow!("no such user: {user}")
+                        }
+                        other => other.into(),
+                    })?;
                 println!("password changed for {user}; sessions revoked");
             }
             UserCommand::Remove(args) => {
                 let stores = sesame_storage::open(&args.storage.storage_config()).await?;
                 let user = Username::parse(&args.user)?;
-                stores.users.remove(&user).await.with_context(|| format!("removing {user}"))?;
+                stores
+                    .users
+                    .remove(&user)
+                    .await
+                    .with_context(|| format!("removing {user}"))?;
                 println!("removed {user}");
             }
-            UserCommand::List { storage, after, limit } => {
+            UserCommand::List {
+                storage,
+                after,
+                limit,
+            } => {
                 let stores = sesame_storage::open(&storage.storage_config()).await?;
                 let after = after.as_deref().map(Username::parse).transpose()?;
                 for u in stores.users.list(after.as_ref(), limit).await? {
@@ -84,7 +99,13 @@ async fn service(args: &UserArgs) -> anyhow::Result<(LoginService, Username)> {
         latency_budget: Duration::from_secs(60),
         ..LoginSettings::default()
     };
-    let service = LoginService::new(stores.users, stores.sessions, pool, Arc::new(SystemClock), settings)?;
+    let service = LoginService::new(
+        stores.users,
+        stores.sessions,
+        pool,
+        Arc::new(SystemClock),
+        settings,
+    )?;
     Ok((service, user))
 }
 

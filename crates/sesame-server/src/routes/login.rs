@@ -70,7 +70,11 @@ pub async fn login(
 ) -> Response {
     let arrived = Instant::now();
     let mut event = LoginEvent {
-        ts: state.service.clock().now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        ts: state
+            .service
+            .clock()
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Millis, true),
         ip: peer.ip().to_string(),
         instance: state.config.instance.clone(),
         server_version: SERVER_VERSION.to_owned(),
@@ -124,17 +128,29 @@ async fn attempt(
         }
         let claimed = req.ip.as_deref().map(parse_ip).transpose()?;
         let client_ip = match claimed {
-            Some(ip) if state.config.trusted_proxies.iter().any(|net| net.contains(&peer)) => ip,
+            Some(ip)
+                if state
+                    .config
+                    .trusted_proxies
+                    .iter()
+                    .any(|net| net.contains(&peer)) =>
+            {
+                ip
+            }
             _ => peer,
         };
         event.ip = client_ip.to_string();
-        let username = Username::parse(&req.user).map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))?;
+        let username = Username::parse(&req.user)
+            .map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))?;
         event.user = username.to_string();
         let password = Password::parse(&req.password, &state.service.settings().policy)
             .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))?;
         let outcome = state.service.login(&username, password, arrived).await;
         *timings = outcome.timings;
-        event.db_role = outcome.db_role.map(|r| r.as_str().to_owned()).unwrap_or_default();
+        event.db_role = outcome
+            .db_role
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default();
         let issued = outcome.result?;
         Ok(LoginResponse {
             session: issued.token.as_str().to_owned(),
@@ -182,7 +198,12 @@ pub fn parse_client_timestamp(ts: &str) -> Result<DateTime<Utc>, ApiError> {
 
 /// An address with an optional CIDR suffix (`127.0.0.1/32`, `2001:db8::1/128`).
 pub fn parse_ip(raw: &str) -> Result<IpAddr, ApiError> {
-    let invalid = || ApiError::Unprocessable("invalid_ip", format!("ip {:?} is not an IP address", label(raw)));
+    let invalid = || {
+        ApiError::Unprocessable(
+            "invalid_ip",
+            format!("ip {:?} is not an IP address", label(raw)),
+        )
+    };
     let (addr, prefix) = match raw.split_once('/') {
         Some((addr, prefix)) => (addr, Some(prefix)),
         None => (raw, None),
@@ -199,7 +220,11 @@ pub fn parse_ip(raw: &str) -> Result<IpAddr, ApiError> {
 }
 
 pub fn session_cookie(state: &AppState, token: &str, ttl: chrono::Duration) -> HeaderValue {
-    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    let secure = if state.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
     let value = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
         ttl.num_seconds().max(0)
@@ -216,7 +241,13 @@ mod tests {
         assert!(parse_client_timestamp("1000-01-01 00:00:00").is_ok());
         assert!(parse_client_timestamp("2026-11-26T06:00:00Z").is_ok());
         assert!(parse_client_timestamp("2026-11-26T06:00:00.123+02:00").is_ok());
-        for bad in ["", "yesterday", "2026-13-01 00:00:00", "2026-11-26 25:00:00", "1700000000"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01 00:00:00",
+            "2026-11-26 25:00:00",
+            "1700000000",
+        ] {
             assert!(parse_client_timestamp(bad).is_err(), "{bad}");
         }
     }
@@ -225,8 +256,19 @@ mod tests {
     fn addresses() {
         assert_eq!(parse_ip("127.0.0.1/32").unwrap().to_string(), "127.0.0.1");
         assert_eq!(parse_ip("10.1.2.3").unwrap().to_string(), "10.1.2.3");
-        assert_eq!(parse_ip("2001:db8::1/128").unwrap().to_string(), "2001:db8::1");
-        for bad in ["", "localhost", "1.2.3.4/33", "1.2.3.4/x", "::1/129", "1.2.3", "' OR 1=1 --"] {
+        assert_eq!(
+            parse_ip("2001:db8::1/128").unwrap().to_string(),
+            "2001:db8::1"
+        );
+        for bad in [
+            "",
+            "localhost",
+            "1.2.3.4/33",
+            "1.2.3.4/x",
+            "::1/129",
+            "1.2.3",
+            "' OR 1=1 --",
+        ] {
             assert!(parse_ip(bad).is_err(), "{bad}");
         }
     }

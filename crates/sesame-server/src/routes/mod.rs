@@ -36,10 +36,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/session", get(session::current).delete(session::logout))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // Method and path only: query strings and bodies may hold secrets.
-            tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // Method and path only: query strings and bodies may hold secrets.
+                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }

@@ -22,8 +22,15 @@ pub struct SessionResponse {
     responses(
     (status = 200, description = "the session is live", body = SessionResponse),
     (status = 401, description = "no token, or an unknown, expired or revoked one")))]
-pub async fn current(State(state): State<AppState>, PresentedToken(token): PresentedToken) -> Result<Json<SessionResponse>, ApiError> {
-    let session = state.service.session(&token).await?.ok_or(ApiError::Unauthenticated)?;
+pub async fn current(
+    State(state): State<AppState>,
+    PresentedToken(token): PresentedToken,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let session = state
+        .service
+        .session(&token)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
     Ok(Json(SessionResponse {
         user: session.username,
         expires_at: session.expires_at,
@@ -35,7 +42,10 @@ pub async fn current(State(state): State<AppState>, PresentedToken(token): Prese
     responses(
     (status = 204, description = "logged out; the cookie is cleared"),
     (status = 401, description = "no token presented")))]
-pub async fn logout(State(state): State<AppState>, PresentedToken(token): PresentedToken) -> Result<impl IntoResponse, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    PresentedToken(token): PresentedToken,
+) -> Result<impl IntoResponse, ApiError> {
     state.service.logout(&token).await?;
     let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]))
