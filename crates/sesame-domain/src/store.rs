@@ -62,6 +62,10 @@ pub trait UserStore: Send + Sync + 'static {
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError>;
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError>;
+    /// Bulk import (load-test seeding, migrations from another system): one
+    /// transaction per call; existing names are skipped. Returns how many
+    /// were inserted.
+    async fn import(&self, users: &[NewUser]) -> Result<u64, StoreError>;
     /// Replaces the password hash. `changed_at` marks when the old password
     /// stopped working.
     async fn set_password_hash(

@@ -108,6 +108,27 @@ impl UserStore for SqliteStore {
         })
     }
 
+    async fn import(&self, users: &[NewUser]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut inserted = 0;
+        for user in users {
+            let now = to_ms(user.created_at);
+            let done = sqlx::query(
+                "INSERT OR IGNORE INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?)",
+            )
+            .bind(user.username.as_str())
+            .bind(&user.password_hash)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            inserted += done.rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(inserted)
+    }
+
     async fn set_password_hash(
         &self,
         user_id: i64,
