@@ -10,13 +10,13 @@ pub struct CalibrateArgs {
     /// Memory cost in KiB to keep (the OWASP minimum by default); passes are
     /// raised until the target is met, memory lowered only if one pass is
     /// already too slow.
-    #[arg(long, default_value_t = 19_456)]
+    #[arg(long, env = "SESAME_CALIBRATE_M_COST", default_value_t = 19_456)]
     m_cost: u32,
     /// Lanes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "SESAME_CALIBRATE_P_COST", default_value_t = 1)]
     p_cost: u32,
     /// Hashes timed per candidate (the median counts).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, env = "SESAME_CALIBRATE_SAMPLES", default_value_t = 5)]
     samples: usize,
 }
 

@@ -1,0 +1,149 @@
+//! The `sesame` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHEAP: [&str; 6] = ["--hash-m-cost", "256", "--hash-t-cost", "1", "--hash-p-cost", "1"];
+
+fn sesame() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
+    cmd.env_remove("SESAME_DATABASE_URL").env("SESAME_LOG", "info");
+    cmd
+}
+
+fn db(dir: &Path) -> String {
+    format!("sqlite:{}", dir.join("ops.db").display())
+}
+
+fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{cmd:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+#[test]
+fn user_management_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    assert!(run_ok(sesame().args(["migrate", "--database", &db]), None).contains("migrated"));
+    let out = run_ok(
+        sesame().args(["user", "add", "Operator", "--password-stdin", "--database", &db]).args(CHEAP),
+        Some("violet-harbor-88\n"),
+    );
+    assert_eq!(out.trim(), "created operator");
+    // Passwords never go on the command line; SESAME_DATABASE_URL works too.
+    run_ok(
+        sesame()
+            .args(["user", "add", "second", "--password-stdin"])
+            .args(CHEAP)
+            .env("SESAME_DATABASE_URL", &db),
+        Some("amber-canyon-51\n"),
+    );
+    let list = run_ok(sesame().args(["user", "list", "--database", &db]), None);
+    let names: Vec<&str> = list.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(names, ["operator", "second"]);
+
+    let weak = sesame()
+        .args(["user", "passwd", "operator", "--password-stdin", "--database", &db])
+        .args(CHEAP)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    weak.stdin.as_ref().unwrap().write_all(b"password\n").unwrap();
+    let out = weak.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too common"));
+
+    run_ok(
+        sesame().args(["user", "passwd", "operator", "--password-stdin", "--database", &db]).args(CHEAP),
+        Some("silver-lantern-23\n"),
+    );
+    run_ok(sesame().args(["user", "remove", "OPERATOR", "--database", &db]), None);
+    let list = run_ok(sesame().args(["user", "list", "--database", &db]), None);
+    assert_eq!(list.lines().count(), 1);
+}
+
+#[test]
+fn calibrate_prints_parameters_that_meet_the_target() {
+    let out = run_ok(
+        sesame().args(["calibrate", "--target-ms", "3", "--m-cost", "1024", "--samples", "1"]),
+        None,
+    );
+    assert!(out.contains("argon2id m="), "{out}");
+    assert!(out.contains("sesame serve --hash-m-cost"), "{out}");
+}
+
+#[test]
+fn every_flag_names_its_environment_variable() {
+    for command in ["serve", "migrate", "calibrate"] {
+        let help = run_ok(sesame().args([command, "--help"]), None);
+        for line in help.lines().filter(|l| l.trim_start().starts_with("--") && !l.contains("--help")) {
+            // clap puts [env: ...] on the flag's line or the next lines.
+            let flag = line.split_whitespace().next().unwrap();
+            let block: String = help
+                .split(flag)
+                .nth(1)
+                .unwrap()
+                .lines()
+                .take(4)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(block.contains("[env: SESAME_"), "{command} {flag} has no SESAME_* variable");
+        }
+    }
+}
+
+#[test]
+fn serve_answers_then_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sesame()
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db(dir.path()), "--log-format", "json"])
+        .args(CHEAP)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let started = Instant::now();
+    let mut line = String::new();
+    while addr.is_none() && started.elapsed() < Duration::from_secs(20) {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        addr = v["fields"]["listen"].as_str().map(str::to_owned);
+    }
+    let addr = addr.expect("serve logged its address");
+    assert_eq!(http_status(&addr, "/readyz"), 200);
+    assert!(dir.path().join("ops.db").exists(), "database created at start");
+
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// The status code of a plain HTTP/1.1 GET.
+fn http_status(addr: &str, path: &str) -> u16 {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
