@@ -56,6 +56,8 @@ pub enum Command {
     User(user::UserCommand),
     /// Find Argon2id parameters that take a target time per hash on this machine.
     Calibrate(calibrate::CalibrateArgs),
+    /// Digest MySQL/MariaDB slow query logs: pt-query-digest classes, mysqldumpslow flags.
+    Slowlog(sesame_slowlog::SlowlogArgs),
 }
 
 pub fn init_tracing(args: &LogArgs) {
@@ -80,5 +82,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::User(cmd) => user::run(cmd),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Slowlog(args) => sesame_slowlog::run(args),
     }
 }

@@ -1,0 +1,182 @@
+//! Reading: one thread reads (and gunzips) files into chunks of whole
+//! entries, worker threads parse and aggregate them. Memory is bounded by
+//! the chunks in flight, whatever the size of the log.
+
+use crate::digest::{Aggregator, Digest, Grouping};
+use crate::parse::{for_each_entry, record_boundary};
+use anyhow::Context;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use flate2::read::MultiGzDecoder;
+use regex::bytes::Regex;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+const CHUNK: usize = 1 << 20;
+
+struct Chunk {
+    data: Vec<u8>,
+    file_start: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FileRead {
+    pub name: String,
+    /// Bytes of log text (after gunzip).
+    pub bytes: u64,
+    pub gzip: bool,
+    /// Why reading stopped early; what was read before still counts.
+    pub error: Option<String>,
+}
+
+pub struct Totals {
+    pub digest: Digest,
+    pub files: Vec<FileRead>,
+}
+
+pub fn digest_files(
+    paths: &[String],
+    grouping: &Grouping,
+    grep: Option<&Regex>,
+    threads: usize,
+) -> Totals {
+    let threads = threads.max(1);
+    let (chunks_tx, chunks_rx) = bounded::<Chunk>(threads * 2);
+    let (spent_tx, spent_rx) = bounded::<Vec<u8>>(threads * 2 + 2);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let chunks = chunks_rx.clone();
+                let spent = spent_tx.clone();
+                scope.spawn(move || work(chunks, spent, grouping, grep))
+            })
+            .collect();
+        drop(chunks_rx);
+        let files = paths
+            .iter()
+            .map(|path| read_file(path, &chunks_tx, &spent_rx))
+            .collect();
+        drop(chunks_tx);
+        let mut digest = Digest::default();
+        for worker in workers {
+            digest.merge(worker.join().expect("worker panicked"));
+        }
+        Totals { digest, files }
+    })
+}
+
+fn work(
+    chunks: Receiver<Chunk>,
+    spent: Sender<Vec<u8>>,
+    grouping: &Grouping,
+    grep: Option<&Regex>,
+) -> Digest {
+    let mut aggregator = Aggregator::new(grouping, grep);
+    for chunk in chunks {
+        for_each_entry(&chunk.data, chunk.file_start, &mut |entry| {
+            aggregator.add(entry)
+        });
+        // Hand the buffer back for reuse; if the pool is full, drop it.
+        let _ = spent.try_send(chunk.data);
+    }
+    aggregator.digest
+}
+
+fn read_file(path: &str, chunks: &Sender<Chunk>, spent: &Receiver<Vec<u8>>) -> FileRead {
+    let mut read = FileRead {
+        name: path.to_string(),
+        bytes: 0,
+        gzip: false,
+        error: None,
+    };
+    if let Err(e) = read_into_chunks(path, &mut read, chunks, spent) {
+        read.error = Some(format!("{e:#}"));
+    }
+    read
+}
+
+fn open(path: &str) -> anyhow::Result<(Box<dyn Read + Send>, bool)> {
+    let mut input: Box<dyn Read + Send> = if path == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(Path::new(path)).with_context(|| format!("cannot open {path}"))?)
+    };
+    // Gzip is recognized by its magic bytes, not by the file name.
+    let mut magic = [0u8; 2];
+    let n = read_full(&mut input, &mut magic)?;
+    let head = io::Cursor::new(magic[..n].to_vec());
+    let input = head.chain(input);
+    if n == 2 && magic == [0x1f, 0x8b] {
+        Ok((Box::new(MultiGzDecoder::new(input)), true))
+    } else {
+        Ok((Box::new(input), false))
+    }
+}
+
+fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+fn read_into_chunks(
+    path: &str,
+    read: &mut FileRead,
+    chunks: &Sender<Chunk>,
+    spent: &Receiver<Vec<u8>>,
+) -> anyhow::Result<()> {
+    let (mut input, gzip) = open(path)?;
+    read.gzip = gzip;
+    let mut buf = spent.try_recv().unwrap_or_default();
+    buf.clear();
+    let mut file_start = true;
+    loop {
+        let filled = buf.len();
+        buf.resize(filled.max(CHUNK / 2) + CHUNK, 0);
+        let n = read_full(&mut input, &mut buf[filled..]);
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                buf.truncate(filled);
+                send_rest(buf, file_start, chunks);
+                return Err(e).with_context(|| format!("reading {path}"));
+            }
+        };
+        buf.truncate(filled + n);
+        read.bytes += n as u64;
+        if n == 0 {
+            send_rest(buf, file_start, chunks);
+            return Ok(());
+        }
+        // Send whole entries; keep the partial last one for the next chunk.
+        // An entry larger than the buffer just makes the buffer grow.
+        if let Some(end) = record_boundary(&buf) {
+            let mut next = spent.try_recv().unwrap_or_default();
+            next.clear();
+            next.extend_from_slice(&buf[end..]);
+            buf.truncate(end);
+            let full = std::mem::replace(&mut buf, next);
+            let _ = chunks.send(Chunk {
+                data: full,
+                file_start,
+            });
+            file_start = false;
+        }
+    }
+}
+
+fn send_rest(buf: Vec<u8>, file_start: bool, chunks: &Sender<Chunk>) {
+    if !buf.is_empty() {
+        let _ = chunks.send(Chunk {
+            data: buf,
+            file_start,
+        });
+    }
+}
