@@ -289,9 +289,9 @@ fn answer(target: &str, query: &str, canary: bool) -> String {
             values.join(",")
         );
     }
-    let count = if query.contains("5..") {
+    let count = if query.contains("overloaded") {
         2.4
-    } else if query.contains("401") {
+    } else if query.contains("invalid_credentials\"") {
         300.0
     } else {
         10_000.3
@@ -363,7 +363,7 @@ fn judges_from_prometheus() {
         "histogram_quantile(0.99, sum by (le) (rate(sesame_login_duration_seconds_bucket{"
     )));
     assert!(queries.iter().any(|q| q.contains(
-        r#"sesame_requests_total{route="/v1/login",status=~"5..",track="stable"}[600s]"#
+        r#"sesame_login_duration_seconds_count{outcome=~"overloaded|unavailable|error",track="stable"}[600s]"#
     )));
 }
 

@@ -58,6 +58,10 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Digest MySQL/MariaDB slow query logs: pt-query-digest classes, mysqldumpslow flags.
     Slowlog(sesame_slowlog::SlowlogArgs),
+    /// Capacity plan: cores, pods, autoscaler bounds and database load for a peak login rate.
+    Plan(sesame_rollout::PlanArgs),
+    /// Judge a canary against its baseline (exit 0 pass, 1 fail, 2 marginal, 3 cannot judge).
+    Canary(sesame_rollout::CanaryArgs),
 }
 
 pub fn init_tracing(args: &LogArgs) {
@@ -83,5 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(cmd) => user::run(cmd),
         Command::Calibrate(args) => calibrate::run(args),
         Command::Slowlog(args) => sesame_slowlog::run(args),
+        Command::Plan(args) => sesame_rollout::plan::run(args),
+        Command::Canary(args) => sesame_rollout::canary::run(args),
     }
 }

@@ -21,6 +21,10 @@ pub fn observe(reader: impl BufRead) -> anyhow::Result<Observations> {
         }
         let event: LoginEvent = serde_json::from_str(&line)
             .with_context(|| format!("line {}: not a login event", index + 1))?;
+        // The caller's mistake, not the service's: no attempt (as in the SLO).
+        if event.outcome == "bad_request" {
+            continue;
+        }
         seen.attempts += 1;
         match event.status {
             200 => seen.latency_ms.push(event.total_ms),
@@ -46,6 +50,7 @@ mod tests {
 
 {"ts":"2026-11-26T06:00:00.020Z","outcome":"overloaded","status":503,"total_ms":0.4}
 {"ts":"2026-11-26T06:00:00.030Z","outcome":"rate_limited","status":429,"total_ms":0.2}
+{"ts":"2026-11-26T06:00:00.040Z","outcome":"bad_request","status":400,"total_ms":0.1}
 "#;
         let seen = observe(log.as_bytes()).unwrap();
         assert_eq!(

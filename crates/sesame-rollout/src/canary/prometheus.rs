@@ -1,7 +1,9 @@
 //! One side of the comparison from Prometheus' HTTP API, the way Kayenta
 //! reads a metric: latency as one quantile per step over the window (each
 //! step a sample for the U test), attempts and error counts as increases over
-//! the whole window. The metric names are the ones `sesame serve` exports.
+//! the whole window. Everything comes from `sesame serve`'s login histogram,
+//! `sesame_login_duration_seconds{outcome,...}`, whose `_count` by outcome
+//! counts attempts the way the SLO rules in deploy/prometheus do.
 
 use super::judge::Observations;
 use anyhow::{bail, Context};
@@ -9,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The login route's label value on `sesame_requests_total`.
-pub const LOGIN_ROUTE: &str = "/v1/login";
+/// Outcomes answered 5xx (as the availability SLI counts them).
+pub const ERROR_OUTCOMES: &str = "overloaded|unavailable|error";
 
 /// When and how finely to look.
 #[derive(Debug, Clone, Copy)]
@@ -43,9 +45,9 @@ impl Queries {
     pub fn new(selector: &str, window: &Window) -> anyhow::Result<Self> {
         let sel = inner_selector(selector)?;
         let range = window.length.as_secs();
-        let requests = |status: &str| {
+        let logins = |outcome: &str| {
             format!(
-                r#"sum(increase(sesame_requests_total{{route="{LOGIN_ROUTE}"{status},{sel}}}[{range}s]))"#
+                r#"sum(increase(sesame_login_duration_seconds_count{{{outcome},{sel}}}[{range}s]))"#
             )
         };
         Ok(Self {
@@ -54,9 +56,10 @@ impl Queries {
                 q = window.quantile,
                 r = window.rate_range(),
             ),
-            attempts: requests(""),
-            errors: requests(r#",status=~"5..""#),
-            auth_failures: requests(r#",status="401""#),
+            // bad_request is the caller's fault: not an attempt, as in the SLO.
+            attempts: logins(r#"outcome!="bad_request""#),
+            errors: logins(&format!(r#"outcome=~"{ERROR_OUTCOMES}""#)),
+            auth_failures: logins(r#"outcome="invalid_credentials""#),
         })
     }
 }
@@ -235,11 +238,11 @@ mod tests {
         );
         assert_eq!(
             q.errors,
-            r#"sum(increase(sesame_requests_total{route="/v1/login",status=~"5..",track="canary"}[600s]))"#
+            r#"sum(increase(sesame_login_duration_seconds_count{outcome=~"overloaded|unavailable|error",track="canary"}[600s]))"#
         );
         assert_eq!(
             q.attempts,
-            r#"sum(increase(sesame_requests_total{route="/v1/login",track="canary"}[600s]))"#
+            r#"sum(increase(sesame_login_duration_seconds_count{outcome!="bad_request",track="canary"}[600s]))"#
         );
     }
 }
