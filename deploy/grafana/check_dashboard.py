@@ -2,7 +2,8 @@
 """Checks deploy/grafana/sesame.json: well-formed, the panels operators rely
 on are there, ids and layout are sane, every query names sesame metrics.
 
-With --prometheus URL it also runs every panel, variable and annotation query
+With --promtool it also has `promtool check rules` parse every query (each
+wrapped in a recording rule), no server needed. With --prometheus URL it runs every panel, variable and annotation query
 against that Prometheus (dashboard variables set to match everything) and
 fails on any query Prometheus rejects; --require-data TITLE... names panels
 whose queries must also return data.
@@ -13,8 +14,11 @@ whose queries must also return data.
 """
 import argparse
 import json
+import os
 import re
+import subprocess
 import sys
+import tempfile
 import urllib.parse
 import urllib.request
 
@@ -154,9 +158,25 @@ def check_live(dash, base, require_data):
         fail("\n  " + "\n  ".join(bad))
 
 
+def check_promtool(dash):
+    """Parses every query with promtool: one recording rule per query."""
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, (where, expr) in enumerate(queries(dash)):
+        lines += [f"      - record: dashboard:query:{i}", "        expr: " + json.dumps(substitute(expr))]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    try:
+        r = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True)
+    finally:
+        os.unlink(f.name)
+    if r.returncode != 0:
+        fail("promtool rejects a dashboard query:\n" + r.stdout + r.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dashboard")
+    ap.add_argument("--promtool", action="store_true")
     ap.add_argument("--prometheus")
     ap.add_argument("--require-data", nargs="*", default=[])
     a = ap.parse_args()
@@ -166,6 +186,8 @@ def main():
     except (OSError, json.JSONDecodeError) as e:
         fail(f"{a.dashboard}: {e}")
     n = check_structure(dash)
+    if a.promtool:
+        check_promtool(dash)
     if a.prometheus:
         check_live(dash, a.prometheus, set(a.require_data))
         print(f"check_dashboard: OK: {n} queries accepted by {a.prometheus}")
