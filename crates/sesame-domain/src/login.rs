@@ -5,9 +5,11 @@
 use crate::clock::Clock;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
+use crate::ratelimit::{InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter};
 use crate::session::{Session, SessionToken};
 use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserStore};
 use crate::username::Username;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,8 @@ pub enum AuthError {
     UserExists,
     #[error("{0}")]
     WeakPassword(PasswordError),
+    #[error("too many attempts; retry after {retry_after:?}")]
+    RateLimited { scope: LimitScope, retry_after: Duration },
     #[error("too many logins in progress; retry after {retry_after:?}")]
     Overloaded { retry_after: Duration },
     #[error("{0}")]
@@ -36,6 +40,15 @@ impl From<StoreError> for AuthError {
             StoreError::NotFound => AuthError::InvalidCredentials,
             StoreError::Unavailable(m) => AuthError::Unavailable(m),
             StoreError::Other(m) => AuthError::Internal(m),
+        }
+    }
+}
+
+impl From<Limited> for AuthError {
+    fn from(l: Limited) -> Self {
+        AuthError::RateLimited {
+            scope: l.scope,
+            retry_after: l.retry_after,
         }
     }
 }
@@ -89,6 +102,7 @@ pub struct LoginSettings {
     /// The most a login may spend waiting for and doing its hash.
     pub latency_budget: Duration,
     pub policy: PasswordPolicy,
+    pub limits: LimitSettings,
 }
 
 impl Default for LoginSettings {
@@ -97,6 +111,7 @@ impl Default for LoginSettings {
             session_ttl: chrono::Duration::hours(12),
             latency_budget: Duration::from_millis(250),
             policy: PasswordPolicy::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -108,6 +123,7 @@ pub struct LoginService {
     sessions: Arc<dyn SessionStore>,
     pool: HashPool,
     clock: Arc<dyn Clock>,
+    limiter: LoginLimiter,
     settings: LoginSettings,
     /// Unknown users are verified against this so they cost one hash too.
     dummy_hash: Arc<str>,
@@ -126,14 +142,23 @@ impl LoginService {
             .hash(SessionToken::generate().as_str().as_bytes())
             .map_err(|e| AuthError::Internal(e.to_string()))?
             .into();
+        let limiter = LoginLimiter::new(Arc::new(InMemoryLimits::default()), clock.clone(), settings.limits.clone());
         Ok(Self {
             users,
             sessions,
             pool,
             clock,
+            limiter,
             settings,
             dummy_hash,
         })
+    }
+
+    /// Keeps rate-limit state in `store` (e.g. Redis, shared by instances)
+    /// instead of in this process.
+    pub fn with_limit_store(mut self, store: Arc<dyn LimitStore>) -> Self {
+        self.limiter = LoginLimiter::new(store, self.clock.clone(), self.settings.limits.clone());
+        self
     }
 
     pub fn settings(&self) -> &LoginSettings {
@@ -148,19 +173,33 @@ impl LoginService {
         &self.clock
     }
 
-    /// Logs a user in. `arrived` is when the request arrived: the latency
-    /// budget counts from there.
+    /// Logs a user in from `ip`. `arrived` is when the request arrived: the
+    /// latency budget counts from there.
     pub async fn login(
         &self,
         username: &Username,
         password: Password,
+        ip: IpAddr,
         arrived: Instant,
     ) -> LoginOutcome {
         let mut timings = StageTimings::default();
         let mut db_role = None;
-        let result = self
-            .login_inner(username, password, arrived, &mut timings, &mut db_role)
-            .await;
+        let result = match self.limiter.admit_login(username, ip).await {
+            Err(limited) => Err(limited.into()),
+            Ok(()) => {
+                let result = self
+                    .login_inner(username, password, arrived, &mut timings, &mut db_role)
+                    .await;
+                match &result {
+                    Ok(_) => self.limiter.record_login(username, ip, true).await,
+                    Err(AuthError::InvalidCredentials) => {
+                        self.limiter.record_login(username, ip, false).await
+                    }
+                    Err(_) => {} // not the user's doing: overload or an outage
+                }
+                result
+            }
+        };
         LoginOutcome {
             result,
             timings,
@@ -235,8 +274,11 @@ impl LoginService {
         });
     }
 
-    /// Registers a new user.
-    pub async fn register(&self, username: &Username, password: Password) -> Result<(), AuthError> {
+    /// Registers a new user; `ip` (absent for operators) is rate limited.
+    pub async fn register(&self, username: &Username, password: Password, ip: Option<IpAddr>) -> Result<(), AuthError> {
+        if let Some(ip) = ip {
+            self.limiter.admit_address(ip).await?;
+        }
         self.settings
             .policy
             .check_new(&password, username)
@@ -260,8 +302,10 @@ impl LoginService {
         username: &Username,
         old: Password,
         new: Password,
+        ip: IpAddr,
     ) -> Result<(), AuthError> {
         let arrived = Instant::now();
+        self.limiter.admit_login(username, ip).await?;
         let (user, _) = self.users.find_for_login(username).await?;
         let stored = user
             .as_ref()
@@ -272,7 +316,10 @@ impl LoginService {
             .await?;
         let user = match user {
             Some(user) if verification.matches => user,
-            _ => return Err(AuthError::InvalidCredentials),
+            _ => {
+                self.limiter.record_login(username, ip, false).await;
+                return Err(AuthError::InvalidCredentials);
+            }
         };
         self.settings
             .policy

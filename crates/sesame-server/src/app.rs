@@ -3,7 +3,9 @@
 
 use crate::config::ServerConfig;
 use crate::eventlog::JsonLinesLog;
+use crate::metrics::{self, BoundedLabel, LoginLabels};
 use crate::routes;
+use metrics_exporter_prometheus::PrometheusHandle;
 use sesame_domain::{Clock, HashPool, LoginService, PasswordHasher};
 use sesame_storage::Stores;
 use std::future::Future;
@@ -23,6 +25,9 @@ pub struct Shared {
     pub service: LoginService,
     pub config: ServerConfig,
     pub events: Option<JsonLinesLog>,
+    pub slow_logins: Option<JsonLinesLog>,
+    pub metrics: PrometheusHandle,
+    pub labels: LoginLabels,
     pub backend: &'static str,
     ready: AtomicBool,
 }
@@ -48,7 +53,11 @@ impl AppState {
 pub struct App {
     state: AppState,
     log_writers: Vec<JoinHandle<()>>,
+    metrics_listener: Option<TcpListener>,
 }
+
+/// Distinct values a learned metric label keeps before folding into `other`.
+const LEARNED_LABEL_VALUES: usize = 16;
 
 impl App {
     pub fn build(
@@ -66,24 +75,41 @@ impl App {
             config.login.clone(),
         )?;
         let mut log_writers = Vec::new();
-        let events = match &config.event_log {
-            Some(path) => {
-                let (log, writer) = JsonLinesLog::open(path).map_err(|e| {
-                    anyhow::anyhow!("cannot open event log {}: {e}", path.display())
-                })?;
-                log_writers.push(writer);
-                Some(log)
-            }
-            None => None,
+        let mut open_log = |path: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<JsonLinesLog>> {
+            let Some(path) = path else { return Ok(None) };
+            let (log, writer) =
+                JsonLinesLog::open(path).map_err(|e| anyhow::anyhow!("cannot open {what} {}: {e}", path.display()))?;
+            log_writers.push(writer);
+            Ok(Some(log))
+        };
+        let events = open_log(&config.event_log, "event log")?;
+        let slow_logins = open_log(&config.slow_login_log, "slow-login log")?;
+        let labels = LoginLabels {
+            region: BoundedLabel::new(&config.metric_regions, LEARNED_LABEL_VALUES),
+            platform: BoundedLabel::new(&config.metric_platforms, LEARNED_LABEL_VALUES),
         };
         let state = AppState(Arc::new(Shared {
             service,
+            metrics: metrics::install(config.slo.as_secs_f64()),
+            labels,
             config,
             events,
+            slow_logins,
             backend: stores.backend,
             ready: AtomicBool::new(true),
         }));
-        Ok(Self { state, log_writers })
+        Ok(Self {
+            state,
+            log_writers,
+            metrics_listener: None,
+        })
+    }
+
+    /// Serves `/metrics` on its own listener (and no longer on the main one),
+    /// e.g. to keep it off the public port.
+    pub fn with_metrics_listener(mut self, listener: TcpListener) -> Self {
+        self.metrics_listener = Some(listener);
+        self
     }
 
     pub fn state(&self) -> &AppState {
@@ -91,7 +117,7 @@ impl App {
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.state.clone())
+        routes::router(self.state.clone(), self.metrics_listener.is_none())
     }
 
     /// Serves until `shutdown` resolves, then drains: `/readyz` turns 503,
@@ -103,15 +129,24 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        let state = self.state.clone();
-        let drain_delay = state.config.drain_delay;
-        let grace = state.config.grace_period;
+        let App {
+            state,
+            log_writers,
+            metrics_listener,
+        } = self;
+        if let Some(listener) = metrics_listener {
+            let metrics_only = routes::metrics_router(state.clone());
+            tokio::spawn(async move { axum::serve(listener, metrics_only).await });
+        }
+        let shared = state.clone();
+        let drain_delay = shared.config.drain_delay;
+        let grace = shared.config.grace_period;
         let closing = Arc::new(tokio::sync::Notify::new());
         let closing_signal = closing.clone();
         let signal = async move {
             shutdown.await;
             tracing::info!("shutting down: not ready, draining");
-            state.set_ready(false);
+            shared.set_ready(false);
             tokio::time::sleep(drain_delay).await;
             closing_signal.notify_one();
         };
@@ -128,7 +163,6 @@ impl App {
             served = server => served?,
             () = deadline => tracing::warn!("grace period over; exiting with requests in flight"),
         }
-        let App { state, log_writers } = self;
         drop(state);
         // Connections cut off by the grace period may still hold the state
         // (and so the log handles); don't wait for them forever.

@@ -14,6 +14,15 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// JSON lines, one per login attempt; `-` is standard output.
     pub event_log: Option<PathBuf>,
+    /// JSON lines, one per login slower than `slow_login`: sesame's own slow log.
+    pub slow_login_log: Option<PathBuf>,
+    pub slow_login: Duration,
+    /// The latency SLO threshold; a histogram bucket boundary sits on it.
+    pub slo: Duration,
+    /// Allowed `region` / `platform` label values in metrics; empty means
+    /// the first 16 values seen. Others are counted as `other`.
+    pub metric_regions: Vec<String>,
+    pub metric_platforms: Vec<String>,
     /// Marks the session cookie `Secure` (on unless serving plain HTTP to a browser).
     pub cookie_secure: bool,
     /// Name of this replica in events and metrics.
@@ -33,6 +42,11 @@ impl Default for ServerConfig {
             login: LoginSettings::default(),
             trusted_proxies: Vec::new(),
             event_log: None,
+            slow_login_log: None,
+            slow_login: Duration::from_millis(250),
+            slo: Duration::from_millis(250),
+            metric_regions: Vec::new(),
+            metric_platforms: Vec::new(),
             cookie_secure: true,
             instance: default_instance(),
             drain_delay: Duration::ZERO,

@@ -27,7 +27,10 @@ pub enum ApiError {
     #[error("user already exists")]
     UserExists,
     #[error("too many attempts; retry later")]
-    RateLimited { retry_after: Duration },
+    RateLimited {
+        retry_after: Duration,
+        scope: &'static str,
+    },
     #[error("too many logins in progress; retry later")]
     Overloaded { retry_after: Duration },
     #[error("{0}")]
@@ -71,7 +74,7 @@ impl ApiError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            ApiError::RateLimited { retry_after } | ApiError::Overloaded { retry_after } => {
+            ApiError::RateLimited { retry_after, .. } | ApiError::Overloaded { retry_after } => {
                 Some(*retry_after)
             }
             ApiError::Unavailable(_) => Some(Duration::from_secs(1)),
@@ -87,6 +90,10 @@ impl From<AuthError> for ApiError {
             AuthError::UserExists => ApiError::UserExists,
             AuthError::WeakPassword(p) => ApiError::Unprocessable("weak_password", p.to_string()),
             AuthError::Overloaded { retry_after } => ApiError::Overloaded { retry_after },
+            AuthError::RateLimited { scope, retry_after } => ApiError::RateLimited {
+                retry_after,
+                scope: scope.as_str(),
+            },
             AuthError::Unavailable(m) => ApiError::Unavailable(m),
             AuthError::Internal(m) => ApiError::Internal(m),
         }
@@ -96,6 +103,9 @@ impl From<AuthError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        if let ApiError::RateLimited { scope, .. } = &self {
+            crate::metrics::record_rate_limited(scope);
+        }
         let message = match &self {
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "internal error");
@@ -110,7 +120,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
         let mut response = (status, Json(body)).into_response();
         if let Some(after) = self.retry_after() {
-            let secs = after.as_secs().max(1).to_string();
+            let secs = after.as_secs_f64().ceil().max(1.0).to_string();
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from_str(&secs).expect("digits"),

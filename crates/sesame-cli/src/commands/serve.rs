@@ -1,7 +1,7 @@
 use super::shared::{runtime, HashArgs, StorageArgs};
 use anyhow::Context;
 use ipnet::IpNet;
-use sesame_domain::{LoginSettings, PasswordPolicy, SystemClock};
+use sesame_domain::{LimitSettings, LoginSettings, PasswordPolicy, Rate, SystemClock};
 use sesame_server::{App, ServerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,19 @@ pub struct ServeArgs {
     /// longer is answered 503 at once instead of queueing.
     #[arg(long, env = "SESAME_LATENCY_BUDGET_MS", default_value_t = 250)]
     latency_budget_ms: u64,
+    /// Login attempts allowed per client address (IPv6: per /64), per second.
+    #[arg(long, env = "SESAME_IP_RATE", default_value_t = 5.0)]
+    ip_rate: f64,
+    /// Attempts a client address may make at once before --ip-rate applies.
+    #[arg(long, env = "SESAME_IP_BURST", default_value_t = 20)]
+    ip_burst: u32,
+    /// Failed logins to one account from one address, per minute (burst: the same number).
+    #[arg(long, env = "SESAME_ACCOUNT_IP_FAILURES_PER_MIN", default_value_t = 5)]
+    account_ip_failures_per_min: u32,
+    /// Failed logins to one account from addresses it never logged in from,
+    /// per minute (burst: 50). Known addresses are never held back by it.
+    #[arg(long, env = "SESAME_ACCOUNT_FAILURES_PER_MIN", default_value_t = 20)]
+    account_failures_per_min: u32,
     /// Session lifetime in seconds.
     #[arg(long, env = "SESAME_SESSION_TTL", default_value_t = 12 * 3600)]
     session_ttl: i64,
@@ -30,6 +43,25 @@ pub struct ServeArgs {
     /// Write one JSON line per login attempt here (`-` for stdout).
     #[arg(long, env = "SESAME_EVENT_LOG")]
     event_log: Option<PathBuf>,
+    /// Write each login slower than --slow-login-ms here, with its stage breakdown.
+    #[arg(long, env = "SESAME_SLOW_LOGIN_LOG")]
+    slow_login_log: Option<PathBuf>,
+    /// Threshold of the slow-login log, in ms.
+    #[arg(long, env = "SESAME_SLOW_LOGIN_MS", default_value_t = 250)]
+    slow_login_ms: u64,
+    /// Latency SLO threshold in ms: a histogram bucket boundary sits on it.
+    #[arg(long, env = "SESAME_SLO_MS", default_value_t = 250)]
+    slo_ms: u64,
+    /// Serve /metrics on this address instead of the main one.
+    #[arg(long, env = "SESAME_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Allowed `region` label values in metrics (comma-separated); default:
+    /// the first 16 seen. Others become `other`.
+    #[arg(long, env = "SESAME_METRIC_REGIONS", value_delimiter = ',')]
+    metric_regions: Vec<String>,
+    /// Allowed `platform` label values in metrics, as for regions.
+    #[arg(long, env = "SESAME_METRIC_PLATFORMS", value_delimiter = ',')]
+    metric_platforms: Vec<String>,
     /// Mark the session cookie Secure (turn off only for plain-HTTP development).
     #[arg(long, env = "SESAME_COOKIE_SECURE", default_value_t = true, action = clap::ArgAction::Set)]
     cookie_secure: bool,
@@ -52,9 +84,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             session_ttl: chrono::Duration::seconds(args.session_ttl),
             latency_budget: Duration::from_millis(args.latency_budget_ms),
             policy: PasswordPolicy::default(),
+            limits: LimitSettings {
+                per_ip: Rate::per_second(args.ip_rate, args.ip_burst),
+                per_account_ip_failures: Rate::per_minute(
+                    f64::from(args.account_ip_failures_per_min),
+                    args.account_ip_failures_per_min,
+                ),
+                per_account_failures: Rate::per_minute(f64::from(args.account_failures_per_min), 50),
+                ..LimitSettings::default()
+            },
         },
         trusted_proxies: args.trusted_proxies,
         event_log: args.event_log,
+        slow_login_log: args.slow_login_log,
+        slow_login: Duration::from_millis(args.slow_login_ms),
+        slo: Duration::from_millis(args.slo_ms),
+        metric_regions: args.metric_regions,
+        metric_platforms: args.metric_platforms,
         cookie_secure: args.cookie_secure,
         instance: args
             .instance
@@ -68,7 +114,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening {}", args.storage.database))?;
         let workers = config.hash_workers;
         let params = config.hash_params;
-        let app = App::build(config, stores, Arc::new(SystemClock))?;
+        let mut app = App::build(config, stores, Arc::new(SystemClock))?;
+        if let Some(addr) = &args.metrics_listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            tracing::info!(metrics_listen = %listener.local_addr()?, "metrics on their own listener");
+            app = app.with_metrics_listener(listener);
+        }
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -47,7 +47,7 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             UserCommand::Add(args) => {
                 let (service, user) = service(&args).await?;
                 let password = read_password(&args)?;
-                service.register(&user, password).await?;
+                service.register(&user, password, None).await?;
                 println!("created {user}");
             }
             UserCommand::Passwd(args) => {

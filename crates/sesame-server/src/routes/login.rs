@@ -101,8 +101,14 @@ pub async fn login(
     event.hash_ms = ms(timings.hash);
     event.db_ms = ms(timings.db);
     event.session_ms = ms(timings.session);
+    state.labels.record(&event);
     if let Some(log) = &state.events {
         log.write(&event);
+    }
+    if let Some(log) = &state.slow_logins {
+        if event.total_ms >= state.config.slow_login.as_secs_f64() * 1e3 {
+            log.write(&event);
+        }
     }
     response
 }
@@ -145,7 +151,10 @@ async fn attempt(
         event.user = username.to_string();
         let password = Password::parse(&req.password, &state.service.settings().policy)
             .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))?;
-        let outcome = state.service.login(&username, password, arrived).await;
+        let outcome = state
+            .service
+            .login(&username, password, client_ip, arrived)
+            .await;
         *timings = outcome.timings;
         event.db_role = outcome
             .db_role

@@ -3,12 +3,13 @@
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sesame_domain::{Password, Username};
+use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -47,11 +48,15 @@ fn parse_password(state: &AppState, raw: &str) -> Result<Password, ApiError> {
     (status = 503, description = "overloaded or the primary database is unavailable")))]
 pub async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let username = parse_username(&req.user)?;
     let password = parse_password(&state, &req.password)?;
-    state.service.register(&username, password).await?;
+    state
+        .service
+        .register(&username, password, Some(peer.ip()))
+        .await?;
     let location = format!("/v1/users/{username}");
     Ok((
         StatusCode::CREATED,
@@ -71,12 +76,16 @@ pub async fn register(
     (status = 503, description = "overloaded or the primary database is unavailable")))]
 pub async fn change_password(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(user): Path<String>,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
     let username = parse_username(&user)?;
     let old = parse_password(&state, &req.old_password)?;
     let new = parse_password(&state, &req.new_password)?;
-    state.service.change_password(&username, old, new).await?;
+    state
+        .service
+        .change_password(&username, old, new, peer.ip())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
