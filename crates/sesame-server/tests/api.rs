@@ -504,3 +504,81 @@ async fn shutdown_turns_readiness_off_then_finishes_in_flight_requests() {
     assert_eq!(login.status(), StatusCode::OK);
     served.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn metrics_expose_the_login_pipeline() {
+    let server = TestServer::start().await;
+    server.register("hana", "orange-kettle-5").await;
+    server
+        .post(
+            "/v1/login",
+            json!({"user":"hana","password":"orange-kettle-5","client":{"region":"eu-west","platform":"ios"}}),
+        )
+        .await;
+    let text = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for needle in [
+        "sesame_login_duration_seconds_bucket{outcome=\"ok\",region=\"eu-west\",platform=\"ios\",le=\"0.25\"}",
+        "sesame_login_stage_duration_seconds_bucket{stage=\"hash\"",
+        "sesame_login_stage_duration_seconds_bucket{stage=\"queue\"",
+        "sesame_login_stage_duration_seconds_bucket{stage=\"db\"",
+        "sesame_login_stage_duration_seconds_bucket{stage=\"session\"",
+        "sesame_hash_queue_depth ",
+        "sesame_hash_workers 2",
+        "sesame_login_shed_total{reason=\"overloaded\"}",
+        "sesame_http_requests_total{route=\"/v1/login\",method=\"POST\",status=\"200\"}",
+        "sesame_build_info{version=\"",
+        "# HELP sesame_login_duration_seconds ",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_gets_429_with_retry_after_before_any_hash() {
+    let server = TestServer::start_with(|c| {
+        c.login.limits.per_ip = sesame_domain::Rate::per_second(1.0, 3);
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let r = server
+            .http
+            .post(server.url("/v1/login"))
+            .json(&json!({"user": "target", "password": "guess-guess-1"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            assert_eq!(error_code(&r.json().await.unwrap()), "rate_limited");
+        }
+    }
+    assert_eq!(&statuses[..3], [401, 401, 401]);
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    let events = server.stop().await;
+    let limited: Vec<_> = events.iter().filter(|e| e["outcome"] == "rate_limited").collect();
+    assert_eq!(limited.len(), 3);
+    assert!(limited.iter().all(|e| e["hash_ms"] == 0.0), "no hash is spent on a refused attempt");
+}
+
+#[tokio::test]
+async fn slow_logins_are_logged_with_their_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow_path = dir.path().join("slow.jsonl");
+    let server = TestServer::start_with(|c| {
+        c.slow_login_log = Some(slow_path.clone());
+        c.slow_login = Duration::ZERO; // every login is "slow"
+    })
+    .await;
+    server.login("ivan", "not-a-user-pw").await;
+    server.stop().await;
+    let line = std::fs::read_to_string(&slow_path).unwrap();
+    let slow: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!(slow["user"], "ivan");
+    assert!(slow["hash_ms"].as_f64().unwrap() > 0.0);
+    assert!(slow.get("queue_ms").is_some() && slow.get("db_ms").is_some());
+}

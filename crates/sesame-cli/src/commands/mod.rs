@@ -56,6 +56,9 @@ pub enum Command {
     User(user::UserCommand),
     /// Find Argon2id parameters that take a target time per hash on this machine.
     Calibrate(calibrate::CalibrateArgs),
+    /// What happened to logins: timeline, who is affected, which stage, which
+    /// cause, from the event logs (plain or gzip, many instances).
+    Triage(sesame_triage::TriageArgs),
     /// Digest MySQL/MariaDB slow query logs: pt-query-digest classes, mysqldumpslow flags.
     Slowlog(sesame_slowlog::SlowlogArgs),
     /// Capacity plan: cores, pods, autoscaler bounds and database load for a peak login rate.
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::User(cmd) => user::run(cmd),
         Command::Calibrate(args) => calibrate::run(args),
+        Command::Triage(args) => sesame_triage::run(args),
         Command::Slowlog(args) => sesame_slowlog::run(args),
         Command::Plan(args) => sesame_rollout::plan::run(args),
         Command::Canary(args) => sesame_rollout::canary::run(args),
