@@ -1,0 +1,137 @@
+//! `sesame triage`: what happened to logins, from the event log. One
+//! streaming pass (plain or gzip, many instances' files) into bounded state,
+//! then a report: the timeline with its change points, who is affected,
+//! where the time went, and the causes it recognizes.
+
+pub mod analyze;
+pub mod dims;
+pub mod html;
+pub mod input;
+pub mod record;
+mod render;
+pub mod rng;
+pub mod scan;
+pub mod synth;
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use analyze::Report;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TriageArgs {
+    /// Event logs (JSON lines, plain or gzip, `-` for standard input): one
+    /// per instance is fine, they are merged by time.
+    #[arg(required = true, value_name = "EVENTLOG")]
+    pub eventlogs: Vec<PathBuf>,
+    /// Only logins at or after this time (RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in UTC).
+    #[arg(long, env = "SESAME_TRIAGE_SINCE", value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Only logins before this time (same forms as --since).
+    #[arg(long, env = "SESAME_TRIAGE_UNTIL", value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// A login this slow or slower counts as slow (your latency SLO threshold).
+    #[arg(long, env = "SESAME_TRIAGE_THRESHOLD_MS", default_value_t = 500.0)]
+    pub threshold_ms: f64,
+    /// Timeline interval (`30s`, `1m`, `5m`, `1h`); by default one that gives
+    /// at most 60 rows.
+    #[arg(long, env = "SESAME_TRIAGE_INTERVAL", value_parser = parse_interval)]
+    pub interval: Option<i64>,
+    /// Print the report as JSON instead of text.
+    #[arg(long, env = "SESAME_TRIAGE_JSON")]
+    pub json: bool,
+    /// Also write the report as a self-contained HTML page (inline SVG charts).
+    #[arg(long, env = "SESAME_TRIAGE_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Least share of slow logins an attribute (or pair) must cover to be named.
+    #[arg(long, env = "SESAME_TRIAGE_MIN_SUPPORT", default_value_t = 0.05)]
+    pub min_support: f64,
+    /// Least risk ratio (how much likelier its logins are to be slow).
+    #[arg(long, env = "SESAME_TRIAGE_MIN_RISK_RATIO", default_value_t = 2.0)]
+    pub min_risk_ratio: f64,
+    /// Kubernetes deployment named in the rollback command.
+    #[arg(long, env = "SESAME_TRIAGE_DEPLOYMENT", default_value = "sesame")]
+    pub deployment: String,
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+    .map(|t| t.and_utc().timestamp_millis())
+    .ok_or_else(|| format!("{s:?} is not RFC 3339 nor YYYY-MM-DD HH:MM[:SS]"))
+}
+
+fn parse_interval(s: &str) -> Result<i64, String> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected e.g. 30s, 1m, 5m, 1h"))?;
+    let unit_ms = match unit {
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
+    };
+    if n <= 0 {
+        return Err("interval must be positive".to_owned());
+    }
+    Ok(n * unit_ms)
+}
+
+/// Reads every log into one scan.
+pub fn scan(args: &TriageArgs) -> anyhow::Result<scan::Scan> {
+    let mut scan = scan::Scan::new(scan::Settings {
+        threshold_ms: args.threshold_ms,
+        since_ms: args.since,
+        until_ms: args.until,
+    });
+    for path in &args.eventlogs {
+        scan.start_file(&path.display().to_string());
+        let reader = input::open(path)?;
+        input::for_each_line(reader, |line| scan.line(line))
+            .with_context(|| format!("read {}", path.display()))?;
+    }
+    Ok(scan)
+}
+
+pub fn report(args: &TriageArgs) -> anyhow::Result<Report> {
+    let scan = scan(args)?;
+    Ok(analyze::analyze(
+        &scan,
+        &analyze::Options {
+            interval_ms: args.interval,
+            min_support: args.min_support,
+            min_risk_ratio: args.min_risk_ratio,
+            deployment: args.deployment.clone(),
+        },
+    ))
+}
+
+pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
+    let report = report(&args)?;
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::render(&report))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render::text(&report));
+    }
+    // Nothing readable at all is an error; some bad lines are a finding.
+    if report.lines > 0 && report.bad_lines == report.lines {
+        anyhow::bail!("no line of the input is a sesame login event");
+    }
+    Ok(ExitCode::SUCCESS)
+}
