@@ -89,7 +89,7 @@ impl<'a> Aggregator<'a> {
     pub fn add(&mut self, parsed: Parsed<'_>) {
         let entry = match parsed {
             Parsed::Entry(entry) => entry,
-            Parsed::NoQuery => {
+            Parsed::NoQuery(_) => {
                 self.digest.malformed.no_query += 1;
                 return;
             }

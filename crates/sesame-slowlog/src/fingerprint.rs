@@ -10,7 +10,9 @@
 //! most of its time here.
 
 use md5::{Digest, Md5};
-use memchr::{memchr, memchr2, memmem};
+use memchr::memmem::Finder;
+use memchr::{memchr, memchr2};
+use std::sync::LazyLock;
 
 /// The query ID pt-query-digest 3.x prints: the MD5 of the fingerprint in
 /// upper-case hex (pt-query-digest 2.x printed only the last 16 digits).
@@ -54,6 +56,14 @@ pub struct Fingerprinter {
     next: Vec<u8>,
 }
 
+/// Searchers built once: building one per call costs more than the search.
+static BLOCK_OPEN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"/*"));
+static BLOCK_CLOSE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"*/"));
+static NULL: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"null"));
+static UNION: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"union"));
+static LIMIT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"limit ?"));
+static ORDER_BY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"order by "));
+
 impl Fingerprinter {
     pub fn fingerprint(&mut self, query: &[u8]) -> &[u8] {
         self.cur.clear();
@@ -72,11 +82,13 @@ impl Fingerprinter {
         &self.cur
     }
 
-    /// Runs `step(cur) -> next`, then makes the result current.
-    fn pass(&mut self, step: impl FnOnce(&[u8], &mut Vec<u8>)) {
+    /// Runs `step(cur) -> next`; a step returns false when it would change
+    /// nothing (and then may leave `next` half written).
+    fn pass(&mut self, step: impl FnOnce(&[u8], &mut Vec<u8>) -> bool) {
         self.next.clear();
-        step(&self.cur, &mut self.next);
-        std::mem::swap(&mut self.cur, &mut self.next);
+        if step(&self.cur, &mut self.next) {
+            std::mem::swap(&mut self.cur, &mut self.next);
+        }
     }
 
     fn abstract_query(&mut self) {
@@ -95,9 +107,7 @@ impl Fingerprinter {
         self.pass(squeeze_and_lowercase);
         self.pass(replace_nulls);
         self.pass(collapse_lists);
-        if memmem::find(&self.cur, b"union").is_some() {
-            self.pass(collapse_unions);
-        }
+        self.pass(collapse_unions);
         self.pass(unify_first_limit);
         self.pass(drop_order_by_asc);
     }
@@ -105,7 +115,7 @@ impl Fingerprinter {
 
 /// `m#/\*\w+\.\w+:[0-9]/[0-9]\*/#`: percona-toolkit's own queries.
 fn has_toolkit_comment(q: &[u8]) -> bool {
-    memmem::find_iter(q, b"/*").any(|p| {
+    BLOCK_OPEN.find_iter(q).any(|p| {
         let word_run = |i: usize| {
             q[i.min(q.len())..]
                 .iter()
@@ -197,18 +207,26 @@ fn shorten_multi_row_insert(q: &[u8]) -> &[u8] {
     q
 }
 
+/// Case-insensitive search for an upper-case ASCII needle.
 fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    let (first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(at) = memchr2(*first, first.to_ascii_lowercase(), &haystack[from..]) {
+        let at = from + at;
+        if starts_with_ci(&haystack[at + 1..], rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// `s#/\*[^!].*?\*/##sg`: comments, but not `/*!version-specific */` code.
-fn strip_block_comments(s: &[u8], out: &mut Vec<u8>) {
+fn strip_block_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
     let (mut copied, mut from) = (0, 0);
-    while let Some(open) = memmem::find(&s[from..], b"/*").map(|p| p + from) {
+    while let Some(open) = BLOCK_OPEN.find(&s[from..]).map(|p| p + from) {
         if open + 2 < s.len() && s[open + 2] != b'!' {
-            match memmem::find(&s[open + 3..], b"*/") {
+            match BLOCK_CLOSE.find(&s[open + 3..]) {
                 Some(close) => {
                     out.extend_from_slice(&s[copied..open]);
                     copied = open + 3 + close + 2;
@@ -222,12 +240,13 @@ fn strip_block_comments(s: &[u8], out: &mut Vec<u8>) {
         from = open + 1;
     }
     out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
 /// `s/(?:--|#)[^'"\r\n]*(?=[\r\n]|\Z)//g`: a one-line comment runs to the end
 /// of its line, unless a quote comes first.
-fn strip_line_comments(s: &[u8], out: &mut Vec<u8>) {
-    let (mut copied, mut i) = (0, 0);
+fn strip_line_comments(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let (mut copied, mut i, mut changed) = (0, 0, false);
     while let Some(found) = memchr2(b'#', b'-', &s[i..]).map(|p| p + i) {
         let marker = match s[found] {
             b'#' => 1,
@@ -244,11 +263,13 @@ fn strip_line_comments(s: &[u8], out: &mut Vec<u8>) {
         if end == s.len() || matches!(s[end], b'\r' | b'\n') {
             out.extend_from_slice(&s[copied..found]);
             copied = end;
+            changed = true;
         }
         // Every start before `end` ends at the same place: skip them.
         i = end;
     }
     out.extend_from_slice(&s[copied..]);
+    changed
 }
 
 /// `s/\Ause \S+\Z/use ?/i`, which also ends fingerprinting.
@@ -272,7 +293,7 @@ fn abstract_use(s: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `s/\\["']//g`
-fn strip_escaped_quotes(s: &[u8], out: &mut Vec<u8>) {
+fn strip_escaped_quotes(s: &[u8], out: &mut Vec<u8>) -> bool {
     let (mut copied, mut from) = (0, 0);
     while let Some(bs) = memchr(b'\\', &s[from..]).map(|p| p + from) {
         if matches!(s.get(bs + 1), Some(b'"' | b'\'')) {
@@ -284,10 +305,11 @@ fn strip_escaped_quotes(s: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
 /// `s/".*?"/?/sg` and `s/'.*?'/?/sg`
-fn replace_quoted(s: &[u8], out: &mut Vec<u8>, quote: u8) {
+fn replace_quoted(s: &[u8], out: &mut Vec<u8>, quote: u8) -> bool {
     let mut copied = 0;
     while let Some(open) = memchr(quote, &s[copied..]).map(|p| p + copied) {
         let Some(close) = memchr(quote, &s[open + 1..]).map(|p| p + open + 1) else {
@@ -298,87 +320,93 @@ fn replace_quoted(s: &[u8], out: &mut Vec<u8>, quote: u8) {
         copied = close + 1;
     }
     out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
 /// `s/\bfalse\b|\btrue\b/?/isg`
-fn replace_booleans(s: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < s.len() {
-        if matches!(s[i], b't' | b'T' | b'f' | b'F') && word_starts_at(s, i) {
-            let len = [&b"false"[..], b"true"]
-                .iter()
-                .find(|w| starts_with_ci(&s[i..], w))
-                .map_or(0, |w| w.len());
-            if len > 0 && s.get(i + len).is_none_or(|b| !is_word(*b)) {
-                out.push(b'?');
-                i += len;
-                continue;
-            }
+fn replace_booleans(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let (mut copied, mut i) = (0, 0);
+    // `| 0x20` folds T and F to t and f (and nothing else onto them).
+    while let Some(at) = s[i..].iter().position(|b| matches!(b | 0x20, b't' | b'f')) {
+        let at = at + i;
+        let len = if s[at] | 0x20 == b't' { 4 } else { 5 };
+        let word = if len == 4 { &b"true"[..] } else { b"false" };
+        if word_starts_at(s, at)
+            && starts_with_ci(&s[at..], word)
+            && s.get(at + len).is_none_or(|b| !is_word(*b))
+        {
+            out.extend_from_slice(&s[copied..at]);
+            out.push(b'?');
+            copied = at + len;
+            i = copied;
+        } else {
+            i = at + 1;
         }
-        out.push(s[i]);
-        i += 1;
     }
+    out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
 /// `s/[0-9+-][0-9a-f.xb+-]*/?/g`
-fn replace_numbers(s: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        if b.is_ascii_digit() || b == b'+' || b == b'-' {
-            i += 1;
-            while i < s.len()
-                && matches!(s[i], b'0'..=b'9' | b'a'..=b'f' | b'.' | b'x' | b'+' | b'-')
-            {
-                i += 1;
-            }
-            out.push(b'?');
-        } else {
-            out.push(b);
-            i += 1;
-        }
+fn replace_numbers(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let is_start = |b: &u8| b.is_ascii_digit() || *b == b'+' || *b == b'-';
+    let is_part = |b: &u8| matches!(b, b'0'..=b'9' | b'a'..=b'f' | b'.' | b'x' | b'+' | b'-');
+    let (mut copied, mut i) = (0, 0);
+    while let Some(at) = s[i..].iter().position(is_start) {
+        let at = at + i;
+        out.extend_from_slice(&s[copied..at]);
+        out.push(b'?');
+        copied = at + 1 + s[at + 1..].iter().take_while(|b| is_part(b)).count();
+        i = copied;
     }
+    out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
-/// `s/[xb.+-]\?/?/g`
-fn fold_number_prefixes(s: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < s.len() {
-        if s.get(i + 1) == Some(&b'?') && matches!(s[i], b'x' | b'b' | b'.' | b'+' | b'-') {
-            out.push(b'?');
-            i += 2;
-        } else {
-            out.push(s[i]);
-            i += 1;
+/// `s/[xb.+-]\?/?/g`: each `?` swallows such a byte before it.
+fn fold_number_prefixes(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let (mut copied, mut changed) = (0, false);
+    for at in memchr::memchr_iter(b'?', s) {
+        if at > copied && matches!(s[at - 1], b'x' | b'b' | b'.' | b'+' | b'-') {
+            out.extend_from_slice(&s[copied..at - 1]);
+            copied = at;
+            changed = true;
         }
     }
+    out.extend_from_slice(&s[copied..]);
+    changed
 }
 
 /// `s/\A\s+//; chomp; tr[ \n\t\r\f][ ]s; lc`
-fn squeeze_and_lowercase(s: &[u8], out: &mut Vec<u8>) {
+fn squeeze_and_lowercase(s: &[u8], out: &mut Vec<u8>) -> bool {
     let start = skip_spaces(s, 0);
     let mut end = s.len();
     if end > start && s[end - 1] == b'\n' {
         end -= 1;
     }
-    let mut in_run = false;
-    for &b in &s[start..end] {
-        if matches!(b, b' ' | b'\n' | b'\t' | b'\r' | 0x0c) {
-            if !in_run {
-                out.push(b' ');
-            }
-            in_run = true;
-        } else {
-            out.push(b.to_ascii_lowercase());
-            in_run = false;
+    let s = &s[start..end];
+    let is_squeezed = |b: u8| matches!(b, b' ' | b'\n' | b'\t' | b'\r' | 0x0c);
+    let mut copied = 0;
+    let mut i = 0;
+    while let Some(at) = s[i..].iter().position(|&b| is_squeezed(b)) {
+        let at = at + i;
+        let run = s[at..].iter().take_while(|&&b| is_squeezed(b)).count();
+        if run > 1 || s[at] != b' ' {
+            out.extend_from_slice(&s[copied..at]);
+            out.push(b' ');
+            copied = at + run;
         }
+        i = at + run;
     }
+    out.extend_from_slice(&s[copied..]);
+    out.make_ascii_lowercase();
+    true
 }
 
 /// `s/\bnull\b/?/g`
-fn replace_nulls(s: &[u8], out: &mut Vec<u8>) {
+fn replace_nulls(s: &[u8], out: &mut Vec<u8>) -> bool {
     let mut copied = 0;
-    for at in memmem::find_iter(s, b"null") {
+    for at in NULL.find_iter(s) {
         if at >= copied && word_starts_at(s, at) && s.get(at + 4).is_none_or(|b| !is_word(*b)) {
             out.extend_from_slice(&s[copied..at]);
             out.push(b'?');
@@ -386,28 +414,36 @@ fn replace_nulls(s: &[u8], out: &mut Vec<u8>) {
         }
     }
     out.extend_from_slice(&s[copied..]);
+    copied > 0
 }
 
 /// `s/\b(in|values?)(?:[\s,]*\([\s?,]*\))+/$1(?+)/g`
-fn collapse_lists(s: &[u8], out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < s.len() {
-        if matches!(s[i], b'i' | b'v') && word_starts_at(s, i) {
-            let keyword = [&b"in"[..], b"values", b"value"]
-                .into_iter()
-                .find(|k| s[i..].starts_with(k));
-            if let Some(keyword) = keyword {
-                if let Some(end) = placeholder_lists_end(s, i + keyword.len()) {
-                    out.extend_from_slice(keyword);
-                    out.extend_from_slice(b"(?+)");
-                    i = end;
-                    continue;
-                }
-            }
-        }
-        out.push(s[i]);
-        i += 1;
+fn collapse_lists(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if memchr(b'(', s).is_none() {
+        return false;
     }
+    let (mut copied, mut i) = (0, 0);
+    let mut changed = false;
+    while let Some(at) = memchr2(b'i', b'v', &s[i..]).map(|p| p + i) {
+        i = at + 1;
+        if !word_starts_at(s, at) {
+            continue;
+        }
+        let keyword = [&b"in"[..], b"values", b"value"]
+            .into_iter()
+            .find(|k| s[at..].starts_with(k));
+        let Some(keyword) = keyword else { continue };
+        if let Some(end) = placeholder_lists_end(s, at + keyword.len()) {
+            out.extend_from_slice(&s[copied..at]);
+            out.extend_from_slice(keyword);
+            out.extend_from_slice(b"(?+)");
+            copied = end;
+            i = end;
+            changed = true;
+        }
+    }
+    out.extend_from_slice(&s[copied..]);
+    changed
 }
 
 /// End of `(?:[\s,]*\([\s?,]*\))+` starting at `i`, if it matches.
@@ -434,7 +470,10 @@ fn placeholder_lists_end(s: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// `s/\b(select\s.*?)(?:(\sunion(?:\sall)?)\s\1)+/$1 \/*repeat$2*\//g`
-fn collapse_unions(s: &[u8], out: &mut Vec<u8>) {
+fn collapse_unions(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if UNION.find(s).is_none() {
+        return false;
+    }
     let mut i = 0;
     'scan: while i < s.len() {
         if s[i..].starts_with(b"select")
@@ -463,6 +502,7 @@ fn collapse_unions(s: &[u8], out: &mut Vec<u8>) {
         out.push(s[i]);
         i += 1;
     }
+    true
 }
 
 /// `(\sunion(?:\sall)?)\s\1` at `at`: the union text and the end of the match.
@@ -482,11 +522,9 @@ fn repeated_select<'a>(s: &'a [u8], at: usize, first: &[u8]) -> Option<(&'a [u8]
 }
 
 /// `s/\blimit \?(?:, ?\?| offset \?)?/limit ?/`: the first one only.
-fn unify_first_limit(s: &[u8], out: &mut Vec<u8>) {
-    let found = memmem::find_iter(s, b"limit ?").find(|&at| word_starts_at(s, at));
-    let Some(at) = found else {
-        out.extend_from_slice(s);
-        return;
+fn unify_first_limit(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(at) = LIMIT.find_iter(s).find(|&at| word_starts_at(s, at)) else {
+        return false;
     };
     let rest = &s[at + 7..];
     let extra = [&b", ?"[..], b",?", b" offset ?"]
@@ -495,23 +533,25 @@ fn unify_first_limit(s: &[u8], out: &mut Vec<u8>) {
         .map_or(0, |form| form.len());
     out.extend_from_slice(&s[..at + 7]);
     out.extend_from_slice(&rest[extra..]);
+    extra > 0
 }
 
 /// `if (m/\bORDER BY /gi) { 1 while s/\G(.+?)\s+ASC/$1/gi && pos }`: from the
 /// first ORDER BY, drop `ASC` as long as each one follows the previous.
-fn drop_order_by_asc(s: &[u8], out: &mut Vec<u8>) {
-    let found = memmem::find_iter(s, b"order by ").find(|&at| word_starts_at(s, at));
-    let Some(at) = found else {
-        out.extend_from_slice(s);
-        return;
+fn drop_order_by_asc(s: &[u8], out: &mut Vec<u8>) -> bool {
+    let Some(at) = ORDER_BY.find_iter(s).find(|&at| word_starts_at(s, at)) else {
+        return false;
     };
     let mut pos = at + 9;
     out.extend_from_slice(&s[..pos]);
+    let mut changed = false;
     while let Some((kept_end, asc_end)) = next_asc(s, pos) {
         out.extend_from_slice(&s[pos..kept_end]);
         pos = asc_end;
+        changed = true;
     }
     out.extend_from_slice(&s[pos..]);
+    changed
 }
 
 /// `(.+?)\s+ASC` at `pos` (`.` stops at a newline).

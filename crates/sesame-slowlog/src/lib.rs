@@ -119,6 +119,17 @@ impl SortBy {
 }
 
 pub fn run(args: SlowlogArgs) -> anyhow::Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let code = report(&args, &mut out)?;
+    out.flush()?;
+    Ok(code)
+}
+
+/// Digests the files named in `args` and writes the report to `out`.
+/// Unreadable files and malformed entries are reported on stderr (and in
+/// the report); only an unreadable file makes the exit code a failure.
+pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let grep = args
         .grep
         .as_deref()
@@ -178,16 +189,13 @@ pub fn run(args: SlowlogArgs) -> anyhow::Result<ExitCode> {
         elapsed,
     };
 
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     if args.json {
-        report::write_json(&ranked, !args.mysqldumpslow, &mut out)?;
+        report::write_json(&ranked, !args.mysqldumpslow, out)?;
     } else if args.mysqldumpslow {
-        report::write_dumpslow_text(&ranked, &mut out)?;
+        report::write_dumpslow_text(&ranked, out)?;
     } else {
-        report::write_digest_text(&ranked, &mut out)?;
+        report::write_digest_text(&ranked, out)?;
     }
-    out.flush()?;
 
     let mut failed = false;
     for file in &totals.files {

@@ -18,9 +18,14 @@
 //! select * from users where username='alice';
 //! ```
 
-use memchr::{memchr, memmem};
+use memchr::memchr;
+use memchr::memmem::{self, Finder};
+use std::sync::LazyLock;
 
 pub const SEPARATOR: &[u8] = b";\n#";
+static SEPARATOR_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SEPARATOR));
+static SEMICOLON_NEWLINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b";\n"));
+static COMMAND: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Command"));
 
 /// The attributes sesame aggregates, in report order.
 pub const METRICS: [&str; 5] = [
@@ -52,23 +57,36 @@ pub struct Entry<'a> {
 /// entry may begin with the server's banner instead of `#`.
 pub fn for_each_entry(chunk: &[u8], file_start: bool, on_entry: &mut impl FnMut(Parsed<'_>)) {
     let mut rest = chunk;
-    let mut first = file_start;
+    // pt-query-digest prefixes `#` to an entry that lacks it (the first of a
+    // file, or what follows a borrowed line, below), which turns its first
+    // line (the banner, or a partial entry) into a header.
+    let mut prefix_rule = file_start;
     while !rest.is_empty() {
-        let (record, next) = match memmem::find(rest, SEPARATOR) {
-            Some(at) => (&rest[..at], &rest[at + 2..]),
-            None => (
-                rest.strip_suffix(b";\n").unwrap_or(rest),
-                &rest[rest.len()..],
-            ),
-        };
+        let (record, next) = split_record(rest);
         rest = next;
-        // pt-query-digest prefixes `#` to a first entry that lacks it, which
-        // turns its first line (the banner, or a partial entry) into a header.
-        let skip_first_line = std::mem::take(&mut first) && !record.starts_with(b"#");
-        if has_banner(record) {
-            // A server (re)start writes a banner mid-log: drop its lines and
-            // split again. (pt-query-digest does this for `mysqld` only, so
-            // there a MariaDB restart merges two entries into one.)
+        let skip_first_line = std::mem::take(&mut prefix_rule) && !record.starts_with(b"#");
+        let mut parsed = parse_entry(record, skip_first_line);
+        if let (Parsed::NoQuery(entry), Some(after_hash)) = (&mut parsed, rest.get(1..)) {
+            // Headers only, as MySQL writes `SET timestamp=...;` before
+            // `# administrator command: Quit;`. pt-query-digest reads on
+            // to the next `;\n` for the query, unless it looks like a header.
+            if looks_like_header(after_hash) {
+                entry.query = b"/* No query */";
+            } else {
+                let end = SEMICOLON_NEWLINE.find(after_hash);
+                let borrowed = &after_hash[..end.unwrap_or(after_hash.len())];
+                entry.query = borrowed.trim_ascii_start();
+                rest = end.map_or(&[][..], |end| &after_hash[end + 2..]);
+                prefix_rule = true;
+            }
+            parsed = Parsed::Entry(std::mem::take(entry));
+        }
+        // A server (re)start writes a banner mid-log, which ends up in a
+        // query text of several lines: drop its lines and split again.
+        // (pt-query-digest does this for `mysqld` only, so there a MariaDB
+        // restart merges two entries into one.)
+        let multi_line = matches!(&parsed, Parsed::Entry(e) if memchr(b'\n', e.query).is_some());
+        if multi_line && has_banner(record) {
             let cleaned: Vec<u8> = record
                 .split_inclusive(|&b| b == b'\n')
                 .filter(|line| !is_banner_line(line))
@@ -80,23 +98,57 @@ pub fn for_each_entry(chunk: &[u8], file_start: bool, on_entry: &mut impl FnMut(
                 continue;
             }
         }
-        on_entry(parse_entry(record, skip_first_line));
+        on_entry(parsed);
     }
 }
 
-/// The end of the last whole entry in `buf`: just after its `;\n`.
+/// The first record of `rest` (without its `;\n`) and what follows it.
+fn split_record(rest: &[u8]) -> (&[u8], &[u8]) {
+    match SEPARATOR_FINDER.find(rest) {
+        Some(at) => (&rest[..at], &rest[at + 2..]),
+        None => (
+            rest.strip_suffix(b";\n").unwrap_or(rest),
+            &rest[rest.len()..],
+        ),
+    }
+}
+
+/// `/^\s*[A-Z][a-z_]+: /`
+fn looks_like_header(text: &[u8]) -> bool {
+    let text = text.trim_ascii_start();
+    let name = text
+        .iter()
+        .skip(1)
+        .take_while(|b| b.is_ascii_lowercase() || **b == b'_')
+        .count();
+    text.first().is_some_and(u8::is_ascii_uppercase)
+        && name > 0
+        && text[1 + name..].starts_with(b": ")
+}
+
+/// The end of the last whole entry in `buf`, just after its `;\n`, such
+/// that the next chunk does not start with what an entry without a query
+/// borrows its query from (see [`for_each_entry`]).
 pub fn record_boundary(buf: &[u8]) -> Option<usize> {
-    memmem::rfind(buf, SEPARATOR).map(|at| at + 2)
+    let mut end = buf.len();
+    loop {
+        let separator = memmem::rfind(&buf[..end], SEPARATOR)?;
+        let start = memmem::rfind(&buf[..separator], SEPARATOR).map_or(0, |p| p + 2);
+        if matches!(parse_entry(&buf[start..separator], false), Parsed::Entry(_)) {
+            return Some(separator + 2);
+        }
+        end = separator;
+    }
 }
 
 pub enum Parsed<'a> {
     Entry(Entry<'a>),
-    /// Header lines only: nothing to aggregate.
-    NoQuery,
+    /// Header lines only, nothing to borrow a query from: not aggregated.
+    NoQuery(Entry<'a>),
 }
 
 fn has_banner(record: &[u8]) -> bool {
-    memmem::find(record, b"Command").is_some() && memmem::find(record, b"Id").is_some()
+    COMMAND.find(record).is_some() && memmem::find(record, b"Id").is_some()
 }
 
 fn parse_entry(text: &[u8], skip_first_line: bool) -> Parsed<'_> {
@@ -123,7 +175,7 @@ fn parse_entry(text: &[u8], skip_first_line: bool) -> Parsed<'_> {
         pos = end + 1;
     }
     if entry.query.is_empty() {
-        return Parsed::NoQuery;
+        return Parsed::NoQuery(entry);
     }
     Parsed::Entry(entry)
 }
@@ -156,33 +208,61 @@ fn header_line<'a>(line: &'a [u8], entry: &mut Entry<'a>) {
         entry.query = &line[2..];
         return;
     }
-    // `# Name: value  Name: value ...`
-    let mut words = line[1..]
-        .split(|b| *b == b' ' || *b == b'\t')
-        .filter(|w| !w.is_empty())
-        .peekable();
-    while let Some(word) = words.next() {
-        let Some(name) = word.strip_suffix(b":") else {
-            continue;
-        };
-        let Some(index) = METRICS.iter().position(|m| m.as_bytes() == name) else {
-            continue;
-        };
-        let Some(value) = words.peek() else {
-            continue;
-        };
-        if value.ends_with(b":") {
-            continue;
+    // `# Name: value  Name: value ...`; only `# Query_time:` (MySQL, MariaDB,
+    // Percona) and `# Rows_affected:` (MariaDB) lines hold what we keep.
+    if !matches!(line.get(2), Some(b'Q' | b'R' | b'L')) {
+        return;
+    }
+    let mut rest = &line[1..];
+    while let Some(colon) = memchr(b':', rest) {
+        let name_start = rest[..colon]
+            .iter()
+            .rposition(|&b| b == b' ' || b == b'\t')
+            .map_or(0, |p| p + 1);
+        let name = &rest[name_start..colon];
+        let after = &rest[colon + 1..];
+        let value_start = after
+            .iter()
+            .position(|&b| b != b' ' && b != b'\t')
+            .unwrap_or(after.len());
+        let value_len = after[value_start..]
+            .iter()
+            .position(|&b| b == b' ' || b == b'\t')
+            .unwrap_or(after.len() - value_start);
+        let value = &after[value_start..value_start + value_len];
+        if let Some(index) = metric_index(name) {
+            // `Schema:   QC_hit: No` (an empty value) is not `Schema: QC_hit:`.
+            if !value.is_empty() && !value.ends_with(b":") {
+                match parse_decimal(value) {
+                    Some(v) => entry.metrics[index] = Some(v),
+                    None => entry.bad_value = true,
+                }
+            }
         }
-        match parse_decimal(value) {
-            Some(v) => entry.metrics[index] = Some(v),
-            None => entry.bad_value = true,
-        }
+        rest = if value.ends_with(b":") {
+            &after[value_start..]
+        } else {
+            &after[value_start + value_len..]
+        };
     }
 }
 
+fn metric_index(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b"Query_time" => 0,
+        b"Lock_time" => 1,
+        b"Rows_sent" => 2,
+        b"Rows_examined" => 3,
+        b"Rows_affected" => 4,
+        _ => return None,
+    })
+}
+
 fn parse_int(s: &[u8]) -> Option<i64> {
-    std::str::from_utf8(s).ok()?.parse().ok()
+    if s.is_empty() || s.len() > 18 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0, |n, &d| n * 10 + i64::from(d - b'0')))
 }
 
 /// pt-query-digest's `s/^(\d+(?:\.\d+)?).*/$1/`, correctly rounded: digits

@@ -42,7 +42,8 @@ pub fn digest_files(
 ) -> Totals {
     let threads = threads.max(1);
     let (chunks_tx, chunks_rx) = bounded::<Chunk>(threads * 2);
-    let (spent_tx, spent_rx) = bounded::<Vec<u8>>(threads * 2 + 2);
+    // Room for every buffer in flight, so buffers are reused, not reallocated.
+    let (spent_tx, spent_rx) = bounded::<Vec<u8>>(threads * 3 + 4);
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -138,18 +139,14 @@ fn read_into_chunks(
     buf.clear();
     let mut file_start = true;
     loop {
-        let filled = buf.len();
-        buf.resize(filled.max(CHUNK / 2) + CHUNK, 0);
-        let n = read_full(&mut input, &mut buf[filled..]);
-        let n = match n {
+        // `take` + `read_to_end` appends without zero-filling the buffer.
+        let n = match input.by_ref().take(CHUNK as u64).read_to_end(&mut buf) {
             Ok(n) => n,
             Err(e) => {
-                buf.truncate(filled);
                 send_rest(buf, file_start, chunks);
                 return Err(e).with_context(|| format!("reading {path}"));
             }
         };
-        buf.truncate(filled + n);
         read.bytes += n as u64;
         if n == 0 {
             send_rest(buf, file_start, chunks);
