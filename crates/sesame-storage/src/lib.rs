@@ -1,15 +1,29 @@
 //! Storage adapters behind the domain's [`UserStore`] and [`SessionStore`]
-//! ports. The backend is chosen by URL: `sqlite:` (the embedded default).
+//! ports. The backend is chosen by URL: `sqlite:` (the embedded default) or
+//! `mysql://` / `mariadb://` (a primary, with `replicas` for login lookups);
+//! `cache_url` (`redis://`) moves sessions, recent-write markers and
+//! rate-limit state into Redis so that many instances share them.
+//! docs/storage.md tells what each operation does when a server fails.
 
 mod cache;
+pub mod markers;
+pub mod mysql;
+pub mod ratelimit;
+pub mod redis_store;
 mod sqlite;
 mod time;
 
 pub use cache::CachedSessions;
+pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
+pub use ratelimit::{RateLimitDecision, RedisRateLimiter};
+pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 
+use markers::{LocalWrites, RecentWrites};
+use redis_store::RedisWrites;
 use sesame_domain::{SessionStore, StoreError, UserStore};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The stores a running service uses.
 #[derive(Clone)]
@@ -18,47 +32,154 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// A short name for logs and `/readyz`: `sqlite`, `mysql`.
     pub backend: &'static str,
+    /// Shared rate-limit state, when a Redis is configured.
+    pub rate_limiter: Option<RedisRateLimiter>,
+    /// The MySQL topology (replica lag, primary health), when in use.
+    pub mysql: Option<MySqlStore>,
 }
 
 /// How to open the stores.
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
-    /// `sqlite:PATH` or a bare file path.
+    /// `sqlite:PATH` (or a bare file path), or `mysql://user:pass@host:port/db`
+    /// (`mariadb://` is accepted too): the primary.
     pub database_url: String,
-    /// Live sessions kept in process memory in front of the database.
+    /// Read replicas of a MySQL primary (`mysql://...`), for login lookups.
+    pub replicas: Vec<String>,
+    /// `redis://host:port[/db]`: sessions, recent-write markers and
+    /// rate-limit state shared by all instances.
+    pub cache_url: Option<String>,
+    /// A replica further behind the primary than this is not read from.
+    pub max_replica_lag: Duration,
+    /// Live sessions kept in process memory in front of the database
+    /// (SQLite only; with MySQL or Redis every instance must see a
+    /// revocation at once, so there is no process-local session cache).
     pub session_cache_capacity: u64,
+    /// Prefix of every Redis key, so several deployments can share a Redis.
+    pub cache_namespace: String,
+    /// The most one database or Redis call may take before the request is
+    /// answered 503 `unavailable`.
+    pub timeout: Duration,
+    /// How often the replica-lag heartbeat is written and read.
+    pub heartbeat_interval: Duration,
+    /// Connections per MySQL server.
+    pub max_connections: u32,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             database_url: "sqlite:sesame.db".into(),
+            replicas: Vec::new(),
+            cache_url: None,
+            max_replica_lag: Duration::from_secs(5),
             session_cache_capacity: 100_000,
+            cache_namespace: "sesame".into(),
+            timeout: Duration::from_millis(800),
+            heartbeat_interval: Duration::from_millis(250),
+            max_connections: 32,
         }
     }
 }
 
-/// Opens (and migrates) the stores named by the configuration.
+impl StorageConfig {
+    fn is_mysql(&self) -> bool {
+        is_mysql_url(&self.database_url)
+    }
+
+    fn mysql_settings(&self) -> MySqlSettings {
+        MySqlSettings {
+            primary_url: self.database_url.clone(),
+            replica_urls: self.replicas.clone(),
+            max_replica_lag: self.max_replica_lag,
+            timeout: self.timeout,
+            heartbeat_interval: self.heartbeat_interval,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
+fn is_mysql_url(url: &str) -> bool {
+    url.starts_with("mysql:") || url.starts_with("mariadb:")
+}
+
+/// Opens the stores named by the configuration. SQLite is created and
+/// migrated here; a MySQL schema is migrated by [`migrate`] (`sesame
+/// migrate`), and the servers may be down while this opens.
 pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
-    let url = config.database_url.as_str();
-    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+    if let Some(bad) = config.replicas.iter().find(|u| !is_mysql_url(u)) {
+        return Err(StoreError::Other(format!(
+            "replica URL must be mysql:// or mariadb:// (got {})",
+            mysql::server_name(bad)
+        )));
+    }
+    let redis = match &config.cache_url {
+        Some(url) => Some(
+            RedisConn::connect(url, &config.cache_namespace, config.timeout.min(Duration::from_millis(500)))
+                .await
+                .map_err(|e| match e {
+                    StoreError::Unavailable(m) => StoreError::Unavailable(format!("cannot reach the cache: {m}")),
+                    other => other,
+                })?,
+        ),
+        None => None,
+    };
+    let rate_limiter = redis.clone().map(RedisRateLimiter::new);
+    if config.is_mysql() {
+        let settings = config.mysql_settings();
+        let markers: Arc<dyn RecentWrites> = match &redis {
+            Some(r) => Arc::new(RedisWrites::new(r.clone(), settings.marker_ttl())),
+            None => {
+                if !config.replicas.is_empty() {
+                    tracing::warn!(
+                        "replicas without --cache: read-your-writes holds within this instance only; \
+                         run one instance or configure Redis"
+                    );
+                }
+                Arc::new(LocalWrites::new(settings.marker_ttl()))
+            }
+        };
+        let store = MySqlStore::open(settings, markers).await?;
+        let sessions: Arc<dyn SessionStore> = match redis {
+            Some(r) => Arc::new(RedisSessions::new(r)),
+            None => Arc::new(store.clone()),
+        };
+        return Ok(Stores {
+            users: Arc::new(store.clone()),
+            sessions,
+            backend: "mysql",
+            rate_limiter,
+            mysql: Some(store),
+        });
+    }
+    if !config.replicas.is_empty() {
         return Err(StoreError::Other(
-            "MySQL/MariaDB support is not built yet; use sqlite:PATH".into(),
+            "read replicas need a MySQL/MariaDB primary (--database mysql://...)".into(),
         ));
     }
-    let store = Arc::new(SqliteStore::open(url).await?);
-    let sessions = Arc::new(CachedSessions::new(
-        store.clone(),
-        config.session_cache_capacity,
-    ));
+    let store = Arc::new(SqliteStore::open(&config.database_url).await?);
+    let sessions: Arc<dyn SessionStore> = match redis {
+        Some(r) => Arc::new(RedisSessions::new(r)),
+        None => Arc::new(CachedSessions::new(
+            store.clone(),
+            config.session_cache_capacity,
+        )),
+    };
     Ok(Stores {
         users: store,
         sessions,
         backend: "sqlite",
+        rate_limiter,
+        mysql: None,
     })
 }
 
-/// Runs the migrations of the configured database without serving.
+/// Creates or upgrades the schema of the configured database, then returns:
+/// `sesame migrate`. On MySQL the migrations run on the primary and reach
+/// the replicas by replication.
 pub async fn migrate(config: &StorageConfig) -> Result<(), StoreError> {
-    open(config).await.map(|_| ())
+    if config.is_mysql() {
+        return MySqlStore::migrate(&config.database_url, config.timeout.max(Duration::from_secs(5))).await;
+    }
+    SqliteStore::open(&config.database_url).await.map(|_| ())
 }
