@@ -9,6 +9,7 @@ mod eventlog;
 mod extract;
 mod openapi;
 mod routes;
+mod web;
 
 pub use app::{App, AppState};
 pub use config::{default_instance, ServerConfig};

@@ -1,6 +1,5 @@
 pub(crate) mod health;
 pub(crate) mod login;
-mod page;
 pub(crate) mod session;
 pub(crate) mod users;
 
@@ -26,7 +25,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(page::login_page))
+        .merge(crate::web::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))

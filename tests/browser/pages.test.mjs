@@ -1,0 +1,312 @@
+// sesame's pages in headless Chromium: create an account, sign in, the
+// signed-in page, sign out, password change, the messages for a wrong
+// password, rate limiting and overload, CSRF refusals, the security
+// headers, keyboard focus and a phone-sized screen.
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { launchChromium, newPage, screenshot, startSesame } from './harness.mjs';
+
+const PASSWORD = 'correct horse battery staple';
+let browser;
+let sesame;
+let users = 0;
+
+/** A user name unique to this run's server. */
+function newUser(prefix) {
+  users += 1;
+  return `${prefix}${users}`;
+}
+
+/** Only CSP or script failures count; a 4xx page load is logged by Chromium too. */
+function scriptErrors(page) {
+  return page.consoleErrors.filter((e) => !e.includes('Failed to load resource'));
+}
+
+async function signUp(page, base, user, password = PASSWORD) {
+  await page.goto(`${base}/signup`);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByLabel('Repeat the password').fill(password);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await page.waitForURL(/\/\?notice=registered/);
+}
+
+async function signIn(page, base, user, password) {
+  if (!page.url().startsWith(`${base}/`) || new URL(page.url()).pathname !== '/') {
+    await page.goto(`${base}/`);
+  }
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/login') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Sign in' }).click(),
+  ]);
+  await page.waitForLoadState();
+  return response;
+}
+
+before(async () => {
+  browser = await launchChromium();
+  sesame = await startSesame('main');
+});
+
+after(async () => {
+  await browser?.close();
+  await sesame?.stop();
+});
+
+describe('sign-in page', () => {
+  test('is labelled, carries the security headers and runs its script under the CSP', async () => {
+    const page = await newPage(browser, { viewport: { width: 1024, height: 720 } });
+    const response = await page.goto(`${sesame.url}/`);
+    assert.equal(response.status(), 200);
+    const h = response.headers();
+    assert.match(h['content-security-policy'], /default-src 'none'/);
+    assert.match(h['content-security-policy'], /script-src 'self'/);
+    assert.match(h['content-security-policy'], /frame-ancestors 'none'/);
+    assert.doesNotMatch(h['content-security-policy'], /unsafe/);
+    assert.equal(h['referrer-policy'], 'no-referrer');
+    assert.equal(h['x-content-type-options'], 'nosniff');
+    assert.equal(h['x-frame-options'], 'DENY');
+    assert.equal(h['cache-control'], 'no-store');
+    assert.equal(await page.title(), 'Sign in · sesame');
+    await page.getByLabel('User name').waitFor();
+    await page.getByLabel('Password', { exact: true }).waitFor();
+    // The script ran (CSP allowed the file): it reveals the "Show password" button.
+    const toggle = page.getByRole('button', { name: 'Show password' });
+    await toggle.waitFor({ state: 'visible' });
+    await page.getByLabel('Password', { exact: true }).fill('secret words');
+    await toggle.click();
+    assert.equal(await page.getByLabel('Password', { exact: true }).getAttribute('type'), 'text');
+    assert.equal(await toggle.getAttribute('aria-pressed'), 'true');
+    await toggle.click();
+    await page.getByLabel('Password', { exact: true }).fill('');
+    // The CSRF nonce cookie is HttpOnly: the page's script cannot read it.
+    assert.equal(await page.evaluate(() => document.cookie), '');
+    const cookies = await page.context().cookies();
+    const csrf = cookies.find((c) => c.name === 'sesame_csrf');
+    assert.ok(csrf?.httpOnly, 'CSRF cookie is HttpOnly');
+    assert.deepEqual(scriptErrors(page), []);
+    await screenshot(page, 'sign-in');
+    await page.context().close();
+  });
+
+  test('keyboard focus is visible and the page fits a phone', async () => {
+    const page = await newPage(browser, { viewport: { width: 360, height: 640 }, isMobile: true, hasTouch: true });
+    await page.goto(`${sesame.url}/`);
+    // Tab from the top: the brand link, then the user name field.
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      const style = getComputedStyle(el);
+      return { id: el.id, outline: style.outlineStyle, width: parseFloat(style.outlineWidth) };
+    });
+    assert.equal(focused.id, 'user');
+    assert.equal(focused.outline, 'solid');
+    assert.ok(focused.width >= 2, `outline ${focused.width}px`);
+    const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+    assert.ok(fits, 'no horizontal scrolling at 360px');
+    const box = await page.getByRole('button', { name: 'Sign in' }).boundingBox();
+    assert.ok(box.height >= 44, `touch target ${box.height}px high`);
+    await screenshot(page, 'sign-in-phone');
+    await page.context().close();
+  });
+});
+
+describe('account life cycle', () => {
+  test('create an account, sign in, see the signed-in page, sign out', async () => {
+    const page = await newPage(browser);
+    const user = newUser('Alice');
+    await page.goto(`${sesame.url}/`);
+    await page.getByRole('link', { name: 'Create an account' }).click();
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Create an account');
+    await screenshot(page, 'sign-up');
+    await signUp(page, sesame.url, user);
+    await page.getByRole('status').getByText('Your account is ready').waitFor();
+    // The new (canonical, lower-case) user name is filled in.
+    assert.equal(await page.getByLabel('User name').inputValue(), user.toLowerCase());
+    await screenshot(page, 'registered');
+
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${sesame.url}/account`);
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Your account');
+    assert.equal(await page.locator('#signed-in-user').textContent(), user.toLowerCase());
+    const session = (await page.context().cookies()).find((c) => c.name === 'sesame_session');
+    assert.ok(session, 'session cookie set');
+    assert.equal(session.httpOnly, true);
+    assert.equal(session.sameSite, 'Lax');
+    assert.equal(await page.evaluate(() => document.cookie.includes('sesame_session')), false);
+    // The API sees the same session.
+    const api = await page.evaluate(async () => (await fetch('/v1/session')).json());
+    assert.equal(api.user, user.toLowerCase());
+    await screenshot(page, 'signed-in');
+    // Signed in, the sign-in page sends you on to your account.
+    await page.goto(`${sesame.url}/`);
+    assert.equal(new URL(page.url()).pathname, '/account');
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(/\/\?notice=signed_out/);
+    await page.getByRole('status').getByText('You have signed out').waitFor();
+    const after = (await page.context().cookies()).find((c) => c.name === 'sesame_session');
+    assert.equal(after, undefined, 'sign-out clears the cookie');
+    await page.goto(`${sesame.url}/account`);
+    assert.equal(new URL(page.url()).pathname, '/', 'signed out: back to sign-in');
+    assert.deepEqual(scriptErrors(page), []);
+    await page.context().close();
+  });
+
+  test('a wrong password says so, announced and focused', async () => {
+    const page = await newPage(browser);
+    const user = newUser('bob');
+    await signUp(page, sesame.url, user);
+    const response = await signIn(page, sesame.url, user, 'not the password at all');
+    assert.equal(response.status(), 401);
+    const alert = page.getByRole('alert');
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /user name or password is not correct/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'alert', 'focus moves to the error');
+    assert.equal(await page.getByLabel('Password', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByLabel('User name').inputValue(), user);
+    assert.match(await page.title(), /^Error: /);
+    await screenshot(page, 'wrong-password');
+    await page.context().close();
+  });
+
+  test('change the password: signed out everywhere, the new one works', async () => {
+    const page = await newPage(browser);
+    const user = newUser('carol');
+    await signUp(page, sesame.url, user);
+    await signIn(page, sesame.url, user, PASSWORD);
+    await page.waitForURL(`${sesame.url}/account`);
+    await page.getByRole('link', { name: 'Change your password' }).click();
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByLabel('New password').fill('a completely new passphrase');
+    await page.getByLabel('Repeat the new password').fill('a completely new passphrase');
+    await screenshot(page, 'change-password');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await page.waitForURL(/notice=password_changed/);
+    await page.getByRole('status').getByText('Your password was changed').waitFor();
+    assert.equal((await page.context().cookies()).find((c) => c.name === 'sesame_session'), undefined);
+    const old = await signIn(page, sesame.url, user, PASSWORD);
+    assert.equal(old.status(), 401);
+    await signIn(page, sesame.url, user, 'a completely new passphrase');
+    await page.waitForURL(`${sesame.url}/account`);
+    await page.context().close();
+  });
+});
+
+describe('CSRF', () => {
+  test('a form post without the token is refused', async () => {
+    const page = await newPage(browser);
+    const user = newUser('dave');
+    await signUp(page, sesame.url, user);
+    await page.goto(`${sesame.url}/`);
+    await page.getByLabel('User name').fill(user);
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.evaluate(() => document.querySelector('input[name="csrf"]').remove());
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/login')),
+      page.getByRole('button', { name: 'Sign in' }).click(),
+    ]);
+    assert.equal(response.status(), 403);
+    await page.getByRole('alert').getByText('nothing was done').waitFor();
+    assert.equal((await page.context().cookies()).find((c) => c.name === 'sesame_session'), undefined);
+    await screenshot(page, 'csrf-refused');
+    // The form that comes back has a fresh token: sending it again works.
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${sesame.url}/account`);
+    await page.context().close();
+  });
+
+  test('another site cannot sign you out or sign you in', async () => {
+    const page = await newPage(browser);
+    const user = newUser('erin');
+    await signUp(page, sesame.url, user);
+    await signIn(page, sesame.url, user, PASSWORD);
+    await page.waitForURL(`${sesame.url}/account`);
+    // An attacker's page on another site (localhost vs 127.0.0.1) that
+    // posts forms to sesame the moment it loads.
+    const target = sesame.url;
+    const evil = createServer((req, res) => {
+      const action = req.url === '/login' ? 'login' : 'logout';
+      res.setHeader('content-type', 'text/html');
+      res.end(`<!doctype html><form method="post" action="${target}/${action}">
+        <input name="csrf" value="${'0'.repeat(64)}"><input name="user" value="${user}">
+        <input name="password" value="${PASSWORD}"></form>
+        <script>document.forms[0].submit()</script>`);
+    });
+    await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
+    const evilUrl = `http://localhost:${evil.address().port}`;
+    try {
+      for (const path of ['/logout', '/login']) {
+        const [response] = await Promise.all([
+          page.waitForResponse((r) => r.url() === `${target}${path}`),
+          page.goto(`${evilUrl}${path}`),
+        ]);
+        assert.equal(response.status(), 403, `${path} from another site`);
+      }
+      await page.goto(`${sesame.url}/account`);
+      assert.equal(new URL(page.url()).pathname, '/account', 'still signed in');
+    } finally {
+      evil.close();
+    }
+    await page.context().close();
+  });
+});
+
+describe('load and abuse', () => {
+  test('overload: "try again" with the wait', async () => {
+    // A budget of 0 ms: every login is shed at once with 503 + Retry-After.
+    const busy = await startSesame('busy', ['--latency-budget-ms', '0', '--hash-workers', '1']);
+    try {
+      const page = await newPage(browser);
+      const response = await signIn(page, busy.url, 'frank', 'any password at all');
+      assert.equal(response.status(), 503);
+      const wait = Number(response.headers()['retry-after']);
+      assert.ok(wait >= 1, `Retry-After ${wait}`);
+      const alert = page.getByRole('alert');
+      assert.match(await alert.textContent(), new RegExp(`very busy.*try again in ${wait} second`));
+      // The script counts the wait down on the (disabled) button.
+      await page.locator('.countdown').getByText(/You can try again (in \d+ seconds?|now)/).waitFor();
+      await screenshot(page, 'overloaded');
+      await page.context().close();
+    } finally {
+      await busy.stop();
+    }
+  });
+
+  test('rate limiting: the message says how long to wait', async (t) => {
+    const page = await newPage(browser);
+    const user = newUser('grace');
+    const limited = await startSesame('limited', (process.env.SESAME_RATE_LIMIT_ARGS ?? '').split(' ').filter(Boolean));
+    try {
+      await signUp(page, limited.url, user);
+      let response;
+      const attempts = Number(process.env.SESAME_RATE_LIMIT_ATTEMPTS ?? 30);
+      for (let i = 0; i < attempts; i++) {
+        response = await signIn(page, limited.url, user, `wrong password number ${i}`);
+        if (response.status() === 429) break;
+        assert.equal(response.status(), 401);
+      }
+      if (response.status() !== 429) {
+        t.skip(`no 429 after ${attempts} wrong passwords: this server has no login rate limiting`);
+        return;
+      }
+      const wait = Number(response.headers()['retry-after']);
+      assert.ok(wait >= 1, `Retry-After ${wait}`);
+      const alert = page.getByRole('alert');
+      assert.match(await alert.textContent(), new RegExp(`Too many attempts.*wait ${wait} seconds?`));
+      assert.equal(await page.evaluate(() => document.activeElement.id), 'alert');
+      await page.locator('.countdown').getByText(/You can try again in \d+ seconds?/).waitFor();
+      assert.ok(await page.getByRole('button', { name: /Sign in/ }).isDisabled(), 'button waits out the limit');
+      await screenshot(page, 'rate-limited');
+    } finally {
+      await page.context().close();
+      await limited.stop();
+    }
+  });
+});
