@@ -2,7 +2,7 @@
 //! with the number of query classes, not with the log.
 
 use crate::dumpslow::Abstractor;
-use crate::fingerprint::Fingerprinter;
+use crate::fingerprint::{cache_key, Fingerprinter};
 use crate::parse::{Entry, Parsed, LOCK_TIME, METRICS, QUERY_TIME};
 use crate::stats::Metric;
 use regex::bytes::Regex;
@@ -73,8 +73,19 @@ pub struct Aggregator<'a> {
     grouping: &'a Grouping,
     grep: Option<&'a Regex>,
     fingerprinter: Fingerprinter,
-    pub digest: Digest,
+    classes: Vec<(Box<[u8]>, Class)>,
+    by_key: FxHashMap<Box<[u8]>, usize>,
+    /// [`cache_key`] to class: most queries skip fingerprinting.
+    by_cache_key: FxHashMap<Box<[u8]>, usize>,
+    cache_key: Vec<u8>,
+    events: u64,
+    filtered_out: u64,
+    malformed: Malformed,
 }
+
+/// Cache entries per worker; the cache starts over when full, so memory
+/// stays bounded when queries have no common shape.
+const CACHE_LIMIT: usize = 4096;
 
 impl<'a> Aggregator<'a> {
     pub fn new(grouping: &'a Grouping, grep: Option<&'a Regex>) -> Self {
@@ -82,38 +93,41 @@ impl<'a> Aggregator<'a> {
             grouping,
             grep,
             fingerprinter: Fingerprinter::default(),
-            digest: Digest::default(),
+            classes: Vec::new(),
+            by_key: FxHashMap::default(),
+            by_cache_key: FxHashMap::default(),
+            cache_key: Vec::new(),
+            events: 0,
+            filtered_out: 0,
+            malformed: Malformed::default(),
         }
     }
 
     pub fn add(&mut self, parsed: Parsed<'_>) {
-        let entry = match parsed {
+        let mut entry = match parsed {
             Parsed::Entry(entry) => entry,
             Parsed::NoQuery(_) => {
-                self.digest.malformed.no_query += 1;
+                self.malformed.no_query += 1;
                 return;
             }
         };
         if self.grep.is_some_and(|re| !re.is_match(entry.query)) {
-            self.digest.filtered_out += 1;
+            self.filtered_out += 1;
             return;
         }
-        let digest = &mut self.digest;
-        digest.events += 1;
+        self.events += 1;
         if entry.metrics[QUERY_TIME].is_none() {
-            digest.malformed.no_query_time += 1;
+            self.malformed.no_query_time += 1;
         }
         if entry.bad_value {
-            digest.malformed.bad_value += 1;
+            self.malformed.bad_value += 1;
         }
         match self.grouping {
             Grouping::Fingerprint => {
-                let key = self.fingerprinter.fingerprint(entry.query);
-                let class = class_for(&mut digest.classes, key);
+                let index = self.fingerprint_class(entry.query);
+                let class = &mut self.classes[index].1;
                 class.add(&entry, true);
-                if class.example_time.is_none() && class.example.is_empty()
-                    || entry.metrics[QUERY_TIME] > class.example_time
-                {
+                if class.example.is_empty() || entry.metrics[QUERY_TIME] > class.example_time {
                     class.example_time = entry.metrics[QUERY_TIME];
                     class.example.clear();
                     class.example.extend_from_slice(entry.query);
@@ -124,8 +138,6 @@ impl<'a> Aggregator<'a> {
                 abstractor,
                 keep_lock_time,
             } => {
-                let key = abstractor.statement(entry.query);
-                let mut entry = entry;
                 if !keep_lock_time {
                     if let (Some(t), Some(l)) =
                         (entry.metrics[QUERY_TIME], entry.metrics[LOCK_TIME])
@@ -133,20 +145,48 @@ impl<'a> Aggregator<'a> {
                         entry.metrics[QUERY_TIME] = Some(t - l);
                     }
                 }
-                let class = class_for(&mut digest.classes, &key);
+                let index = self.class_index(&abstractor.statement(entry.query));
+                let class = &mut self.classes[index].1;
                 class.add(&entry, false);
                 class.note_user_host(&entry, UserHostStyle::Mysqldumpslow);
             }
         }
     }
-}
 
-fn class_for<'m>(classes: &'m mut FxHashMap<Box<[u8]>, Class>, key: &[u8]) -> &'m mut Class {
-    // Look up by slice first: the key is copied only for a new class.
-    if !classes.contains_key(key) {
-        classes.insert(key.into(), Class::default());
+    fn fingerprint_class(&mut self, query: &[u8]) -> usize {
+        if !cache_key(query, &mut self.cache_key) {
+            let fingerprint = self.fingerprinter.fingerprint(query).to_vec();
+            return self.class_index(&fingerprint);
+        }
+        if let Some(&index) = self.by_cache_key.get(&self.cache_key[..]) {
+            return index;
+        }
+        let fingerprint = self.fingerprinter.fingerprint(query).to_vec();
+        let index = self.class_index(&fingerprint);
+        if self.by_cache_key.len() >= CACHE_LIMIT {
+            self.by_cache_key.clear();
+        }
+        self.by_cache_key.insert(self.cache_key[..].into(), index);
+        index
     }
-    classes.get_mut(key).expect("just inserted")
+
+    fn class_index(&mut self, key: &[u8]) -> usize {
+        if let Some(&index) = self.by_key.get(key) {
+            return index;
+        }
+        self.classes.push((key.into(), Class::default()));
+        self.by_key.insert(key.into(), self.classes.len() - 1);
+        self.classes.len() - 1
+    }
+
+    pub fn finish(self) -> Digest {
+        Digest {
+            classes: self.classes.into_iter().collect(),
+            events: self.events,
+            filtered_out: self.filtered_out,
+            malformed: self.malformed,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -80,7 +80,7 @@ fn work(
         // Hand the buffer back for reuse; if the pool is full, drop it.
         let _ = spent.try_send(chunk.data);
     }
-    aggregator.digest
+    aggregator.finish()
 }
 
 fn read_file(path: &str, chunks: &Sender<Chunk>, spent: &Receiver<Vec<u8>>) -> FileRead {
