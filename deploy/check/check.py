@@ -1,0 +1,371 @@
+#!/usr/bin/env python3
+"""Offline checks of deploy/: every kustomization rendered and schema-validated,
+then the facts that must agree across files checked against each other.
+
+    python3 deploy/check/check.py --sesame target/debug/sesame
+
+Core kinds validate strictly (unknown fields fail) against the Kubernetes JSON
+schemas that the kubernetes-validate package ships; Argo Rollouts and
+prometheus-operator kinds against their CRD schemas as shipped by the
+@kubernetes-models npm packages (validate-crds.mjs), and the Job inside an
+AnalysisTemplate strictly as a batch/v1 Job. Ends with "N passed, M failed".
+"""
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+CRD_KINDS = {"Rollout", "AnalysisTemplate", "ServiceMonitor"}
+# The server exports these; the rollout checks query them.
+METRICS_SOURCE = ROOT / "crates" / "sesame-server" / "src" / "metrics.rs"
+
+passed = 0
+failures = []
+
+
+def check(ok, what):
+    global passed
+    if ok:
+        passed += 1
+    else:
+        failures.append(what)
+        print(f"FAIL {what}")
+
+
+def kustomizations():
+    return sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+
+
+def render(directory):
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        check(False, f"{rel(directory)}: kustomize: {out.stderr.strip()}")
+        return []
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def rel(path):
+    return str(Path(path).relative_to(ROOT))
+
+
+def find(docs, kind, name=None):
+    return [d for d in docs if d["kind"] == kind and name in (None, d["metadata"]["name"])]
+
+
+def one(docs, kind, where):
+    found = find(docs, kind)
+    check(len(found) == 1, f"{where}: exactly one {kind} (found {len(found)})")
+    return found[0] if found else None
+
+
+# ---- schemas ----------------------------------------------------------------
+
+
+def validate_core(doc, where):
+    try:
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+        check(True, where)
+    except kubernetes_validate.ValidationError as e:
+        path = "/".join(str(p) for p in e.path)
+        check(False, f"{where}: {path}: {e.message}")
+    except kubernetes_validate.SchemaNotFoundError as e:
+        check(False, f"{where}: {e}")
+
+
+def job_templates(analysis_template):
+    for metric in analysis_template["spec"].get("metrics", []):
+        job = metric.get("provider", {}).get("job")
+        if job:
+            yield metric["name"], {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": metric["name"]},
+                "spec": job["spec"],
+            }
+
+
+def validate_all(rendered):
+    crds = []
+    for directory, docs in rendered.items():
+        for doc in docs:
+            where = f"{rel(directory)}: {doc['kind']}/{doc['metadata']['name']}"
+            if doc["kind"] in CRD_KINDS:
+                crds.append({"where": where, "doc": doc})
+                for metric, job in job_templates(doc) if doc["kind"] == "AnalysisTemplate" else []:
+                    validate_core(job, f"{where}: job of metric {metric}")
+            else:
+                validate_core(doc, where)
+    out = subprocess.run(
+        ["node", str(Path(__file__).with_name("validate-crds.mjs"))],
+        input=json.dumps(crds),
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0 and not out.stdout:
+        check(False, f"CRD validation did not run: {out.stderr.strip()}")
+    for line in out.stdout.splitlines():
+        result = json.loads(line)
+        check(result["ok"], f"{result['where']}: {result.get('error', '')}")
+
+
+# ---- consistency ------------------------------------------------------------
+
+
+def container(deployment):
+    return deployment["spec"]["template"]["spec"]["containers"][0]
+
+
+def config_of(docs):
+    maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("sesame-config")]
+    return maps[0]["data"] if maps else {}
+
+
+def quantity_cpu(q):
+    q = str(q)
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+def quantity_mib(q):
+    q = str(q)
+    units = {"Mi": 1, "Gi": 1024}
+    for suffix, factor in units.items():
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * factor
+    return float(q) / 2**20
+
+
+def check_deployment(where, docs, plan):
+    d = one(docs, "Deployment", where)
+    if d is None:
+        return
+    spec, pod = d["spec"], d["spec"]["template"]["spec"]
+    c = container(d)
+    cfg = config_of(docs)
+    probes = {k: c.get(k, {}).get("httpGet", {}) for k in ("startupProbe", "livenessProbe", "readinessProbe")}
+    check(probes["livenessProbe"].get("path") == "/healthz", f"{where}: liveness probes /healthz (never the database)")
+    check(probes["startupProbe"].get("path") == "/healthz", f"{where}: startup probes /healthz")
+    check(probes["readinessProbe"].get("path") == "/readyz", f"{where}: readiness probes /readyz")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(all(p.get("port") in ports for p in probes.values()), f"{where}: probes use a named container port")
+    listen_port = int(cfg.get("SESAME_LISTEN", ":0").rsplit(":", 1)[1])
+    check(ports.get("http") == listen_port, f"{where}: containerPort {ports.get('http')} = SESAME_LISTEN port {listen_port}")
+    check(spec.get("revisionHistoryLimit", 0) >= 5, f"{where}: revisionHistoryLimit >= 5 so rollout undo has revisions")
+    check("replicas" not in spec, f"{where}: no replicas in the Deployment (the HPA owns them)")
+    cause = d["metadata"].get("annotations", {}).get("kubernetes.io/change-cause", "")
+    check(bool(cause), f"{where}: kubernetes.io/change-cause is set")
+    tag = c["image"].rsplit(":", 1)[1] if ":" in c["image"] else ""
+    if where.endswith("base"):
+        check(c["image"] == "sesame", f"{where}: base image is the bare name overlays replace")
+    else:
+        check(bool(tag) and cause.startswith(f"{tag}: "), f"{where}: change-cause {cause!r} starts with the image tag {tag!r}")
+
+    # Shutdown: readiness off for the drain delay, then the grace period.
+    drain, grace = int(cfg.get("SESAME_DRAIN_DELAY", 0)), int(cfg.get("SESAME_GRACE_PERIOD", 30))
+    pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    needed = pre_stop + drain + grace + 5
+    tgps = pod.get("terminationGracePeriodSeconds", 30)
+    check(tgps >= needed, f"{where}: terminationGracePeriodSeconds {tgps} >= preStop {pre_stop} + drain {drain} + grace {grace} + 5")
+    check(drain >= 5, f"{where}: SESAME_DRAIN_DELAY {drain} s lets endpoints drop the pod before the listener closes")
+
+    req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})
+    check(req == lim, f"{where}: requests = limits (Guaranteed QoS)")
+    check(int(cfg.get("SESAME_HASH_WORKERS", 0)) == quantity_cpu(lim.get("cpu", 0)), f"{where}: SESAME_HASH_WORKERS = CPU limit")
+    if plan:
+        check(quantity_cpu(lim.get("cpu", 0)) == plan["pod"]["cpu"], f"{where}: cpu {lim.get('cpu')} = plan's {plan['pod']['cpu']}")
+        check(quantity_mib(lim.get("memory", 0)) == plan["pod"]["memory_mib"], f"{where}: memory {lim.get('memory')} = plan's {plan['pod']['memory_mib']}Mi")
+    ctx, pod_ctx = c.get("securityContext", {}), pod.get("securityContext", {})
+    check(pod_ctx.get("runAsNonRoot") is True, f"{where}: runAsNonRoot")
+    check(ctx.get("readOnlyRootFilesystem") is True and ctx.get("allowPrivilegeEscalation") is False, f"{where}: read-only root, no privilege escalation")
+    return pod_ctx.get("runAsUser"), ports.get("http")
+
+
+def check_hpa(where, docs, plan):
+    h = one(docs, "HorizontalPodAutoscaler", where)
+    if h is None:
+        return None
+    spec = h["spec"]
+    by_type = {m["type"]: m for m in spec["metrics"]}
+    cpu = by_type.get("Resource", {}).get("resource", {})
+    pods = by_type.get("Pods", {}).get("pods", {})
+    check(cpu.get("name") == "cpu", f"{where}: HPA scales on CPU")
+    check(bool(pods), f"{where}: HPA scales on a per-pod custom metric")
+    target = spec["scaleTargetRef"]
+    check(len(find(docs, target["kind"], target["name"])) == 1, f"{where}: HPA target {target['kind']}/{target['name']} exists")
+    if plan:
+        hpa = plan["hpa"]
+        check(spec["minReplicas"] == hpa["min_replicas"], f"{where}: minReplicas {spec['minReplicas']} = plan's {hpa['min_replicas']}")
+        check(spec["maxReplicas"] == hpa["max_replicas"], f"{where}: maxReplicas {spec['maxReplicas']} = plan's {hpa['max_replicas']}")
+        check(cpu.get("target", {}).get("averageUtilization") == hpa["cpu_utilization_percent"], f"{where}: CPU target = plan's {hpa['cpu_utilization_percent']}%")
+        check(str(pods.get("target", {}).get("averageValue")) == str(hpa["queue_depth_target"]), f"{where}: queue depth target = plan's {hpa['queue_depth_target']}")
+    return pods.get("metric", {}).get("name")
+
+
+def check_network(where, docs, http_port):
+    n = one(docs, "NetworkPolicy", where)
+    if n is None:
+        return
+    spec = n["spec"]
+    check(set(spec.get("policyTypes", [])) == {"Ingress", "Egress"}, f"{where}: NetworkPolicy restricts ingress and egress")
+    check(spec["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "sesame"}, f"{where}: NetworkPolicy selects sesame's pods")
+    ingress_ports = {p.get("port") for rule in spec.get("ingress", []) for p in rule.get("ports", [])}
+    check(ingress_ports <= {"http", http_port}, f"{where}: ingress only to the http port ({ingress_ports})")
+    check(all(rule.get("from") for rule in spec.get("ingress", [])), f"{where}: every ingress rule names its peers")
+    egress_ports = {p.get("port") for rule in spec.get("egress", []) for p in rule.get("ports", [])}
+    check(egress_ports == {53, 3306, 6379}, f"{where}: egress only to DNS, MySQL, Redis (ports {sorted(egress_ports)})")
+    check(all(rule.get("to") for rule in spec.get("egress", [])), f"{where}: every egress rule names its peers")
+
+
+def check_service(where, docs, http_port):
+    s = one(docs, "Service", where)
+    if s is None:
+        return
+    target = s["spec"]["ports"][0]["targetPort"]
+    check(target in ("http", http_port), f"{where}: Service targets the container's http port")
+    m = one(docs, "ServiceMonitor", where)
+    if m:
+        ep = m["spec"]["endpoints"][0]
+        check(ep.get("path") == "/metrics" and ep.get("port") == s["spec"]["ports"][0]["name"], f"{where}: ServiceMonitor scrapes /metrics on the Service's port")
+        check("track" in m["spec"].get("podTargetLabels", []), f"{where}: series carry the pod's track label (canary judge)")
+    selectors = [d["spec"]["selector"].get("matchLabels", d["spec"]["selector"]) for d in docs if d["kind"] in ("Service", "PodDisruptionBudget", "Deployment")]
+    check(all(s == {"app.kubernetes.io/name": "sesame"} for s in selectors), f"{where}: Service, PDB and Deployment select the same pods")
+
+
+def check_rollout(where, docs, image):
+    rollouts = find(docs, "Rollout")
+    if not rollouts:
+        return
+    r = rollouts[0]["spec"]
+    ref = r.get("workloadRef", {})
+    check(len(find(docs, ref.get("kind"), ref.get("name"))) == 1, f"{where}: Rollout's workloadRef {ref.get('kind')}/{ref.get('name')} exists")
+    check(r.get("revisionHistoryLimit", 0) >= 5, f"{where}: Rollout keeps revisions")
+    templates = {t["metadata"]["name"]: t for t in find(docs, "AnalysisTemplate")}
+    canary = r["strategy"]["canary"]
+    uses = [canary.get("analysis", {})] + [s["analysis"] for s in canary["steps"] if "analysis" in s]
+    check(any("analysis" in s for s in canary["steps"]), f"{where}: a canary step runs an analysis")
+    check(canary.get("canaryMetadata", {}).get("labels", {}).get("track") == "canary", f"{where}: canary pods are labelled track=canary")
+    for use in uses:
+        given = {a["name"] for a in use.get("args", [])}
+        for t in use.get("templates", []):
+            template = templates.get(t["templateName"])
+            check(template is not None, f"{where}: AnalysisTemplate {t['templateName']} exists")
+            if template is None:
+                continue
+            declared = {a["name"]: a for a in template["spec"].get("args", [])}
+            missing = {n for n, a in declared.items() if "value" not in a and "valueFrom" not in a} - given
+            check(not missing, f"{where}: {t['templateName']} gets its args ({missing or 'all'})")
+            used = set(re.findall(r"\{\{args\.([\w-]+)\}\}", json.dumps(template)))
+            check(used <= set(declared), f"{where}: {t['templateName']} uses only declared args ({used - set(declared) or 'ok'})")
+    for t in templates.values():
+        for metric in t["spec"]["metrics"]:
+            prom = metric.get("provider", {}).get("prometheus")
+            if prom:
+                check(bool(metric.get("successCondition")), f"{where}: {metric['name']} has a successCondition")
+            for _, job in job_templates(t) if metric.get("provider", {}).get("job") else []:
+                images = {c["image"] for c in job["spec"]["template"]["spec"]["containers"]}
+                check(images == {image}, f"{where}: the judge job runs the release image {image} ({images})")
+
+
+def metric_names_used(rendered):
+    text = "".join(json.dumps(d) for docs in rendered.values() for d in docs)
+    text += (K8S / "prometheus-adapter" / "rules.yaml").read_text()
+    text += (ROOT / "crates" / "sesame-rollout" / "src" / "canary" / "prometheus.rs").read_text()
+    names = set(re.findall(r"\b(sesame_[a-z_]+)", text))
+    return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
+
+
+def check_metric_names(rendered, hpa_metrics):
+    adapter = yaml.safe_load((K8S / "prometheus-adapter" / "rules.yaml").read_text())
+    served = {r["name"]["as"] for r in adapter["rules"]["custom"]}
+    for name in hpa_metrics:
+        check(name in served, f"HPA metric {name} is served by prometheus-adapter ({sorted(served)})")
+    if not METRICS_SOURCE.exists():
+        print(f"note: {rel(METRICS_SOURCE)} not found; metric names not cross-checked")
+        return
+    exported = set(re.findall(r'"(sesame_[a-z_]+)"', METRICS_SOURCE.read_text()))
+    for name in sorted(metric_names_used(rendered)):
+        check(name in exported, f"metric {name} used by deploy/ and sesame canary is exported by sesame serve")
+
+
+def check_docker(runtime_user, http_port, config):
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    final_stage = dockerfile.split("\nFROM ")[-1]
+    user = re.search(r"^USER\s+(\S+)", final_stage, re.M)
+    check(user is not None and user.group(1).split(":")[0] not in ("0", "root"), "Dockerfile: the runtime stage sets a non-root USER")
+    check(user is not None and user.group(1).split(":")[0] == str(runtime_user), f"Dockerfile USER = pod runAsUser {runtime_user}")
+    exposed = re.search(r"^EXPOSE\s+(\d+)", final_stage, re.M)
+    check(exposed is not None and int(exposed.group(1)) == http_port, f"Dockerfile EXPOSE = containerPort {http_port}")
+    listen = re.search(r"SESAME_LISTEN=(\S+)", final_stage)
+    check(listen is not None and listen.group(1) == config.get("SESAME_LISTEN"), "Dockerfile SESAME_LISTEN = the ConfigMap's")
+    check(dockerfile.count("\nFROM ") >= 2, "Dockerfile is multi-stage")
+    check("cargo chef cook" in dockerfile, "Dockerfile caches dependency builds (cargo chef cook)")
+    check("--locked" in dockerfile, "Dockerfile builds with --locked")
+    # The build context is only what .dockerignore lets through: every file a
+    # crate pulls in at compile time must be inside crates/.
+    ignore = (ROOT / ".dockerignore").read_text().split()
+    check("*" in ignore and "!crates/" in ignore and "!Cargo.lock" in ignore, ".dockerignore allows only the workspace sources")
+    for source in (ROOT / "crates").rglob("*.rs"):
+        if "target" in source.parts:
+            continue
+        text = source.read_text(errors="replace")
+        for include in re.findall(r'include_(?:str|bytes)!\(\s*"([^"]+)"', text):
+            resolved = (source.parent / include).resolve()
+            check(str(resolved).startswith(str(ROOT / "crates")), f"{rel(source)}: {include} is inside the Docker build context")
+
+
+def plan_for(directory, sesame):
+    args_file = directory / "plan.args"
+    if not args_file.exists():
+        return None
+    argv = [sesame, "plan", *shlex.split(args_file.read_text()), "--json"]
+    out = subprocess.run(argv, capture_output=True, text=True)
+    check(out.returncode == 0, f"{rel(directory)}: {' '.join(argv[1:])}: {out.stderr.strip()}")
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sesame", required=True, help="the sesame binary (for `sesame plan`)")
+    args = parser.parse_args()
+
+    rendered = {d: render(d) for d in kustomizations()}
+    check(len(rendered) >= 4, f"base and overlays found ({[rel(d) for d in rendered]})")
+    validate_all(rendered)
+    hpa_metrics, users, ports, configs = set(), set(), set(), []
+    for directory, docs in rendered.items():
+        where = rel(directory)
+        plan = plan_for(directory, args.sesame)
+        check(plan is not None, f"{where}: has plan.args, the capacity plan it is sized by")
+        user_port = check_deployment(where, docs, plan)
+        if user_port:
+            users.add(user_port[0])
+            ports.add(user_port[1])
+            check_network(where, docs, user_port[1])
+            check_service(where, docs, user_port[1])
+        hpa_metrics.add(check_hpa(where, docs, plan))
+        configs.append(config_of(docs))
+        check(not find(docs, "Secret"), f"{where}: no Secret in the manifests (secrets by reference)")
+        deployment = find(docs, "Deployment")
+        if deployment:
+            check_rollout(where, docs, container(deployment[0])["image"])
+    check(len(users) == 1 and len(ports) == 1, f"one runAsUser and one port everywhere ({users}, {ports})")
+    check_metric_names(rendered, hpa_metrics - {None})
+    if users and ports:
+        check_docker(next(iter(users)), next(iter(ports)), configs[0])
+
+    print(f"deploy checks: {passed} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
