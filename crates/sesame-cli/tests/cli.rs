@@ -107,35 +107,107 @@ fn every_flag_names_its_environment_variable() {
     }
 }
 
+/// A running `sesame serve`, stopped with SIGTERM when dropped.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(extra: &[&str], dir: &Path) -> Self {
+        let mut child = sesame()
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db(dir), "--log-format", "json"])
+            .args(CHEAP)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let started = Instant::now();
+        let mut line = String::new();
+        while started.elapsed() < Duration::from_secs(20) {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = v["fields"]["listen"].as_str() {
+                // Keep draining stderr so the server never blocks on it.
+                std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+                return Self { addr: addr.to_owned(), child };
+            }
+        }
+        panic!("serve did not log its address");
+    }
+
+    fn signal(&self, name: &str) {
+        Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.child.wait().unwrap()
+    }
+}
+
 #[test]
 fn serve_answers_then_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = sesame()
-        .args(["serve", "--listen", "127.0.0.1:0", "--database", &db(dir.path()), "--log-format", "json"])
-        .args(CHEAP)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = None;
-    let started = Instant::now();
-    let mut line = String::new();
-    while addr.is_none() && started.elapsed() < Duration::from_secs(20) {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        addr = v["fields"]["listen"].as_str().map(str::to_owned);
-    }
-    let addr = addr.expect("serve logged its address");
-    assert_eq!(http_status(&addr, "/readyz"), 200);
+    let served = Served::start(&[], dir.path());
+    assert_eq!(http_status(&served.addr, "/readyz"), 200);
     assert!(dir.path().join("ops.db").exists(), "database created at start");
-
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
+    let status = served.stop();
     assert!(status.success(), "exit status {status:?}");
+}
+
+#[test]
+fn logs_reopen_on_sighup_for_logrotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let rotated = dir.path().join("events.jsonl.1");
+    let served = Served::start(&["--event-log", events.to_str().unwrap()], dir.path());
+    let login = || post_json(&served.addr, "/v1/login", r#"{"user":"nobody","password":"whatever-pw"}"#);
+    assert_eq!(login(), 401);
+    wait_for_lines(&events, 1);
+    std::fs::rename(&events, &rotated).unwrap();
+    served.signal("HUP");
+    // The writer reopens asynchronously; logins keep going meanwhile.
+    let started = Instant::now();
+    while !events.exists() && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(login(), 401);
+    wait_for_lines(&events, 1);
+    assert!(served.stop().success());
+    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
+    assert_eq!(std::fs::read_to_string(&events).unwrap().lines().count(), 1);
+}
+
+fn wait_for_lines(path: &Path, n: usize) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if std::fs::read_to_string(path).map_or(0, |s| s.lines().count()) >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{} never had {n} lines", path.display());
+}
+
+/// POSTs a JSON body and returns the status code.
+fn post_json(addr: &str, path: &str, body: &str) -> u16 {
+    use std::io::Read;
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        conn,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The status code of a plain HTTP/1.1 GET.
