@@ -304,11 +304,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         replica_reads: args.replica_reads,
         hash_m_cost_kib: args.hash_m_cost,
     })?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+    let report = if args.json {
+        serde_json::to_string_pretty(&plan)? + "\n"
     } else {
-        print!("{}", plan.render());
-    }
+        plan.render()
+    };
+    crate::emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -107,11 +107,12 @@ pub fn run(args: CanaryArgs) -> anyhow::Result<ExitCode> {
 pub fn run_with_clock(args: CanaryArgs, clock: &dyn Clock) -> anyhow::Result<ExitCode> {
     match evaluate(&args, clock) {
         Ok(judgement) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&judgement)?);
+            let report = if args.json {
+                serde_json::to_string_pretty(&judgement)? + "\n"
             } else {
-                print!("{}", render(&judgement));
-            }
+                render(&judgement)
+            };
+            crate::emit(&report)?;
             Ok(ExitCode::from(judgement.verdict.exit_code()))
         }
         Err(e) => {
