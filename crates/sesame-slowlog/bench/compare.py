@@ -5,7 +5,8 @@ same counts, and the same Query_time and Lock_time statistics (pt prints
 them with 6 decimals; its 95% and median come from the same buckets).
 Exits 1 and prints a diff when they disagree.
 
-    compare.py PT.json SESAME.json [--mysqldumpslow MDS.txt SESAME_MDS.txt]
+    compare.py PT.json SESAME.json
+    compare.py --mysqldumpslow MYSQLDUMPSLOW.txt SESAME_MYSQLDUMPSLOW.txt
 """
 import json
 import sys
@@ -64,14 +65,18 @@ def parse_dumpslow(path):
         if not block.startswith("Count: "):
             continue
         header, _, statement = block.partition("\n")
-        count = int(header.split()[1])
-        classes[statement] = header
-        classes[statement] = (count, header)
+        classes[statement] = (int(header.split()[1]), header)
     return classes
 
 
 def compare_dumpslow(mds_path, sesame_path):
-    want = parse_dumpslow(mds_path)
+    want = {}
+    for statement, value in parse_dumpslow(mds_path).items():
+        # mysqldumpslow drops `use db;` but not ``use `db`;`` (and then not
+        # SET timestamp either); sesame drops both always.
+        if statement.startswith("  use `") and "SET timestamp=N;\n" in statement:
+            statement = statement.split("SET timestamp=N;\n", 1)[1]
+        want[statement] = value
     got = parse_dumpslow(sesame_path)
     problems = []
     for statement in sorted(set(want) | set(got)):

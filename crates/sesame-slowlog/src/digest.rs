@@ -3,7 +3,7 @@
 
 use crate::dumpslow::Abstractor;
 use crate::fingerprint::{cache_key, Fingerprinter};
-use crate::parse::{Entry, Parsed, LOCK_TIME, METRICS, QUERY_TIME};
+use crate::parse::{Entry, Parsed, LOCK_TIME, QUERY_TIME};
 use crate::stats::Metric;
 use regex::bytes::Regex;
 use rustc_hash::FxHashMap;
@@ -14,7 +14,7 @@ pub enum Grouping {
     Fingerprint,
     /// mysqldumpslow's statement abstraction; `keep_lock_time` is `-l`.
     Mysqldumpslow {
-        abstractor: Abstractor,
+        abstractor: Box<Abstractor>,
         keep_lock_time: bool,
     },
 }
@@ -251,12 +251,6 @@ impl Class {
             }
         }
     }
-
-    /// Query time as ranked: in mysqldumpslow mode without `-l`, lock time
-    /// is already subtracted.
-    pub fn metric(&self, index: usize) -> &Metric {
-        &self.metrics[index]
-    }
 }
 
 fn min_option(a: Option<i64>, b: Option<i64>) -> Option<i64> {
@@ -354,8 +348,6 @@ impl Digest {
         (first, last)
     }
 }
-
-pub const METRIC_COUNT: usize = METRICS.len();
 
 #[cfg(test)]
 mod tests {

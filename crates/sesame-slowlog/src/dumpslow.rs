@@ -6,7 +6,6 @@ use regex::bytes::{Captures, Regex};
 
 pub struct Abstractor {
     abstract_values: bool,
-    digits_in_names: Option<usize>,
     numbers: Regex,
     hex: Regex,
     single_quoted: Regex,
@@ -21,7 +20,6 @@ impl Abstractor {
         let re = |pattern: &str| Regex::new(pattern).expect("static regex");
         Self {
             abstract_values,
-            digits_in_names,
             numbers: re(r"(?-u)\b\d+\b"),
             hex: re(r"(?-u)\b0x[0-9A-Fa-f]+\b"),
             single_quoted: re(r"'[^']+'"),
@@ -29,10 +27,6 @@ impl Abstractor {
             name_digits: digits_in_names.map(|n| re(&format!(r"(?i-u)([a-z_]+)(\d{{{n},}})"))),
             long_lists: re(r"(([NS],){100,})"),
         }
-    }
-
-    pub fn digits_in_names(&self) -> Option<usize> {
-        self.digits_in_names
     }
 
     pub fn statement(&self, query: &[u8]) -> Vec<u8> {

@@ -138,7 +138,10 @@ pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         .context("-g: not a valid regular expression")?;
     let grouping = if args.mysqldumpslow {
         Grouping::Mysqldumpslow {
-            abstractor: dumpslow::Abstractor::new(!args.no_abstract, args.abstract_digits),
+            abstractor: Box::new(dumpslow::Abstractor::new(
+                !args.no_abstract,
+                args.abstract_digits,
+            )),
             keep_lock_time: args.keep_lock_time,
         }
     } else {
