@@ -65,6 +65,9 @@ pub enum Command {
     Plan(sesame_rollout::PlanArgs),
     /// Judge a canary against its baseline (exit 0 pass, 1 fail, 2 marginal, 3 cannot judge).
     Canary(sesame_rollout::CanaryArgs),
+    /// Open-loop load and event-log replay, latency without coordinated omission;
+    /// `load seed` creates the synthetic users.
+    Load(sesame_load::LoadArgs),
 }
 
 pub fn init_tracing(args: &LogArgs) {
@@ -93,5 +96,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Slowlog(args) => sesame_slowlog::run(args),
         Command::Plan(args) => sesame_rollout::plan::run(args),
         Command::Canary(args) => sesame_rollout::canary::run(args),
+        Command::Load(args) => sesame_load::run(args),
     }
 }
