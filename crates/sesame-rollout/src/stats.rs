@@ -146,6 +146,23 @@ mod tests {
         assert!(close(r.p_value, SCIPY_TIES_P, 1e-9), "{}", r.p_value);
     }
 
+    #[test]
+    fn matches_scipy_on_larger_samples_with_many_ties() {
+        // x = [((i*37) % 101)/10 for i in range(200)]
+        // y = [((j*53) % 97)/10 + 1.0 for j in range(180)]
+        let x: Vec<f64> = (0..200).map(|i| ((i * 37) % 101) as f64 / 10.0).collect();
+        let y: Vec<f64> = (0..180)
+            .map(|j| ((j * 53) % 97) as f64 / 10.0 + 1.0)
+            .collect();
+        let r = mann_whitney_u(&x, &y).unwrap();
+        assert_eq!(r.u, 15362.5);
+        assert!(
+            close(r.p_value, 0.013638492803359503, 1e-9),
+            "{}",
+            r.p_value
+        );
+    }
+
     const SCIPY_NO_TIES_P: f64 = 0.0028360738281000496;
     const SCIPY_TIES_P: f64 = 0.06912165793359207;
 

@@ -287,3 +287,68 @@ fn judge_rate(
     };
     m
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(latency_ms: Vec<f64>, attempts: u64, errors: u64, auth_failures: u64) -> Observations {
+        Observations {
+            latency_ms,
+            attempts,
+            errors,
+            auth_failures,
+        }
+    }
+
+    fn result(j: &Judgement, name: &str) -> MetricResult {
+        j.metrics.iter().find(|m| m.name == name).unwrap().result
+    }
+
+    #[test]
+    fn a_big_difference_on_few_noisy_samples_is_not_yet_evidence() {
+        // Medians 30 vs 36 ms (+20%), but twelve samples spread 10-60 ms.
+        let base = vec![12., 45., 30., 18., 55., 22., 38., 27., 60., 15., 33., 29.];
+        let canary = vec![14., 50., 36., 20., 58., 25., 41., 36., 36., 17., 44., 31.];
+        let j = judge(
+            &side(base, 12, 0, 0),
+            &side(canary, 12, 0, 0),
+            &JudgeConfig::default(),
+        );
+        assert_eq!(result(&j, "latency"), MetricResult::Pass, "{j:?}");
+        assert!(j.metrics[0].effect.unwrap() > 1.1);
+        assert!(j.metrics[0].p_value.unwrap() > 0.02);
+    }
+
+    #[test]
+    fn faster_and_cleaner_passes() {
+        let base: Vec<f64> = (0..500).map(|i| 30.0 + (i % 10) as f64).collect();
+        let canary: Vec<f64> = base.iter().map(|v| v * 0.7).collect();
+        let j = judge(
+            &side(base, 500, 5, 20),
+            &side(canary, 500, 0, 10),
+            &JudgeConfig::default(),
+        );
+        assert_eq!(j.verdict, Verdict::Pass, "{j:?}");
+        assert_eq!(j.score, 100.0);
+    }
+
+    #[test]
+    fn no_errors_on_either_side_is_a_pass_not_a_division_by_zero() {
+        let lat: Vec<f64> = (0..50).map(f64::from).collect();
+        let j = judge(
+            &side(lat.clone(), 50, 0, 0),
+            &side(lat, 50, 0, 0),
+            &JudgeConfig::default(),
+        );
+        assert_eq!(result(&j, "error_rate"), MetricResult::Pass);
+        assert_eq!(j.metrics[1].p_value, Some(1.0));
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(Verdict::Pass.exit_code(), 0);
+        assert_eq!(Verdict::Fail.exit_code(), 1);
+        assert_eq!(Verdict::Marginal.exit_code(), 2);
+    }
+}
