@@ -24,6 +24,15 @@ fi
 sesame="${SESAME_BIN:-${CARGO_TARGET_DIR:-target}/debug/sesame}"
 [ -n "${SESAME_BIN:-}" ] || cargo build -q -p sesame-cli --bin sesame
 
+# The image builds with --locked: a Cargo.lock cargo had to change is one the
+# Docker build would refuse. (In CI the suite's own cargo build ran first, so
+# compare with the committed file.)
+cargo metadata --locked --format-version 1 >/dev/null
+if [ "${CI:-}" = true ] && ! git diff --quiet HEAD -- Cargo.lock 2>/dev/null; then
+  echo "FAIL Cargo.lock is not up to date in the commit: the Docker build (--locked) would fail" >&2
+  exit 1
+fi
+
 echo "hadolint deploy/docker/Dockerfile"
 hadolint deploy/docker/Dockerfile
 python3 deploy/check/check.py --sesame "$sesame"
