@@ -179,6 +179,7 @@ def check_deployment(where, docs, plan):
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     check(tgps >= needed, f"{where}: terminationGracePeriodSeconds {tgps} >= preStop {pre_stop} + drain {drain} + grace {grace} + 5")
     check(drain >= 5, f"{where}: SESAME_DRAIN_DELAY {drain} s lets endpoints drop the pod before the listener closes")
+    check(bool(cfg.get("SESAME_TRUSTED_PROXIES")), f"{where}: SESAME_TRUSTED_PROXIES set (else users share the API pods' rate limit)")
 
     req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})
     check(req == lim, f"{where}: requests = limits (Guaranteed QoS)")
