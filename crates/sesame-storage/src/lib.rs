@@ -99,6 +99,25 @@ impl StorageConfig {
     }
 }
 
+/// A database or cache URL fit for logs: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let hidden = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 fn is_mysql_url(url: &str) -> bool {
     url.starts_with("mysql:") || url.starts_with("mariadb:")
 }
@@ -182,4 +201,20 @@ pub async fn migrate(config: &StorageConfig) -> Result<(), StoreError> {
         return MySqlStore::migrate(&config.database_url, config.timeout.max(Duration::from_secs(5))).await;
     }
     SqliteStore::open(&config.database_url).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_in_logs_carry_no_password() {
+        assert_eq!(
+            redact_url("mysql://sesame:s3cret@db:3306/sesame"),
+            "mysql://sesame:***@db:3306/sesame"
+        );
+        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
+        assert_eq!(redact_url("sqlite:sesame.db"), "sqlite:sesame.db");
+    }
 }

@@ -87,7 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Migrate(args) => shared::runtime()?.block_on(async {
             sesame_storage::migrate(&args.storage_config()).await?;
-            println!("migrated {}", args.database);
+            println!("migrated {}", args.database_display());
             Ok(ExitCode::SUCCESS)
         }),
         Command::User(cmd) => user::run(cmd),

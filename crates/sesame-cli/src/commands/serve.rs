@@ -111,7 +111,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         let stores = sesame_storage::open(&args.storage.storage_config())
             .await
-            .with_context(|| format!("opening {}", args.storage.database))?;
+            .with_context(|| format!("opening {}", args.storage.database_display()))?;
         let workers = config.hash_workers;
         let params = config.hash_params;
         let mut app = App::build(config, stores, Arc::new(SystemClock))?;
@@ -127,7 +127,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         tracing::info!(
             listen = %listener.local_addr()?,
-            database = %args.storage.database,
+            database = %args.storage.database_display(),
             hash = %params,
             hash_workers = workers,
             "sesame is serving"
