@@ -147,6 +147,13 @@ def quantity_mib(q):
     return float(q) / 2**20
 
 
+def serve_env_vars():
+    """The environment variables `sesame serve` reads, from its clap flags."""
+    commands = ROOT / "crates" / "sesame-cli" / "src" / "commands"
+    sources = [commands / n for n in ("serve.rs", "shared.rs", "mod.rs") if (commands / n).exists()]
+    return {v for s in sources for v in re.findall(r'env = "(SESAME_[A-Z_]+)"', s.read_text())}
+
+
 def check_deployment(where, docs, plan):
     d = one(docs, "Deployment", where)
     if d is None:
@@ -179,6 +186,10 @@ def check_deployment(where, docs, plan):
     tgps = pod.get("terminationGracePeriodSeconds", 30)
     check(tgps >= needed, f"{where}: terminationGracePeriodSeconds {tgps} >= preStop {pre_stop} + drain {drain} + grace {grace} + 5")
     check(drain >= 5, f"{where}: SESAME_DRAIN_DELAY {drain} s lets endpoints drop the pod before the listener closes")
+    known = serve_env_vars()
+    if known:
+        given = set(cfg) | {e["name"] for e in c.get("env", [])}
+        check(given <= known, f"{where}: every SESAME_* variable is one `sesame serve` reads ({sorted(given - known) or 'ok'})")
     check(bool(cfg.get("SESAME_TRUSTED_PROXIES")), f"{where}: SESAME_TRUSTED_PROXIES set (else users share the API pods' rate limit)")
 
     req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})

@@ -37,11 +37,13 @@ MUTATIONS = [
     ("deploy/k8s/base/servicemonitor.yaml", "path: /metrics", "path: /stats", "scrapes /metrics"),
     ("deploy/k8s/base/hpa.yaml", "name: sesame_hash_queue_depth", "name: sesame_queue", "served by prometheus-adapter"),
     ("deploy/docker/Dockerfile", "USER 65532:65532", "USER root", "non-root USER"),
+    ("deploy/k8s/base/kustomization.yaml", "SESAME_LATENCY_BUDGET_MS=250", "SESAME_LATENCY_BUDGET=250",
+     "every SESAME_* variable is one `sesame serve` reads"),
     ("deploy/k8s/overlays/production-rollouts/analysistemplate.yaml", "[2m]))\n            /", "[2m])\n            /",
      "PromQL parses"),
 ]
 
-COPIED = ["deploy", ".dockerignore", "crates/sesame-rollout/src", "crates/sesame-server/src"]
+COPIED = ["deploy", ".dockerignore", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src"]
 
 
 def main():
