@@ -373,6 +373,22 @@ def check_docker(runtime_user, http_port, config):
             check(str(resolved).startswith(str(ROOT / "crates")), f"{rel(source)}: {include} is inside the Docker build context")
 
 
+def check_documented_plan(sesame):
+    """docs/rollout.md shows `sesame plan` output: it must be today's output."""
+    doc = ROOT / "docs" / "rollout.md"
+    if not doc.exists():
+        return
+    found = re.search(r"```sh\n(sesame plan [^\n]*)\n```\s*```\n(.*?)```", doc.read_text(), re.S)
+    check(found is not None, "docs/rollout.md shows a `sesame plan` example and its output")
+    if found is None:
+        return
+    args = shlex.split(found.group(1))[2:]
+    out = subprocess.run([sesame, "plan", *args], capture_output=True, text=True)
+    check(out.stdout == found.group(2), "docs/rollout.md's `sesame plan` output is what sesame plan prints")
+    production = shlex.split((K8S / "overlays" / "production" / "plan.args").read_text())
+    check(args == production, "docs/rollout.md's example is the production overlay's plan.args")
+
+
 def plan_for(directory, sesame):
     args_file = directory / "plan.args"
     if not args_file.exists():
@@ -411,6 +427,7 @@ def main():
     check(len(users) == 1 and len(ports) == 1, f"one runAsUser and one port everywhere ({users}, {ports})")
     check_metric_names(rendered, hpa_metrics - {None})
     check_promql(rendered)
+    check_documented_plan(args.sesame)
     if users and ports:
         check_docker(next(iter(users)), next(iter(ports)), configs[0])
 
