@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""`sesame canary --prometheus` against a real Prometheus: synthetic
-`sesame_login_duration_seconds` histograms for four tracks are backfilled
+"""`sesame canary --prometheus`, and the Argo AnalysisTemplate's Prometheus
+metrics, against a real Prometheus: synthetic
+`sesame_login_duration_seconds` histograms for five tracks are backfilled
 with `promtool tsdb create-blocks-from openmetrics` at a fixed past time, a
 Prometheus serves them on 127.0.0.1, and the judge is asked about that window
 (`--end`): no waiting for scrapes, the same data every run.
@@ -17,8 +18,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import re
+import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "deploy" / "k8s" / "overlays" / "production-rollouts" / "analysistemplate.yaml"
 
 START = 1767225600  # 2026-01-01T00:00:00Z
 SCRAPES = 100  # every 15 s: 25 minutes
@@ -31,6 +39,7 @@ TRACKS = {
     "same": (0.030, 0.003),
     "slow": (0.039, 0.003),
     "failing": (0.030, 0.05),
+    "sluggish": (0.200, 0.003),
 }
 
 
@@ -82,6 +91,29 @@ def judge(sesame, url, canary):
     return out.returncode, verdict, out.stderr
 
 
+def analysis(url, canary):
+    """Each Prometheus metric of the AnalysisTemplates, run as Argo would at
+    END with track="canary" standing for `canary`: {metric: succeeded}."""
+    results = {}
+    for template in yaml.safe_load_all(TEMPLATES.read_text()):
+        for metric in template["spec"]["metrics"]:
+            prom = metric.get("provider", {}).get("prometheus")
+            if not prom:
+                continue
+            query = prom["query"].replace("{{args.namespace}}", "sesame")
+            query = query.replace('track="canary"', f'track="{canary}"')
+            params = urllib.parse.urlencode({"query": query, "time": "2026-01-01T00:25:00Z"})
+            with urllib.request.urlopen(f"{url}/api/v1/query?{params}", timeout=10) as r:
+                data = json.load(r)["data"]["result"]
+            value = float(data[0]["value"][1]) if data else math.nan
+            # The conditions here are all `result[0] <= LIMIT`.
+            limit = re.fullmatch(r"result\[0\] <= ([\d.]+)", metric["successCondition"].strip())
+            if limit is None:
+                raise SystemExit(f"canary e2e: cannot evaluate {metric['successCondition']!r}")
+            results[metric["name"]] = value <= float(limit.group(1))
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sesame", required=True)
@@ -114,6 +146,7 @@ def main():
                 ("same", 0, {}),
                 ("slow", 1, {"latency": "fail"}),
                 ("failing", 1, {"error_rate": "fail", "latency": "pass"}),
+                ("sluggish", 1, {"latency": "fail"}),
             ]:
                 code, verdict, stderr = judge(args.sesame, url, canary)
                 results = {m["name"]: m["result"] for m in (verdict or {}).get("metrics", [])}
@@ -125,6 +158,16 @@ def main():
                     print(f"     latency p99 medians {m['baseline']} vs {m['canary']} ms, p={m['p_value']}")
                 if not ok:
                     print(stderr)
+                passed, failed = passed + ok, failed + (not ok)
+            for canary, failing in [
+                ("same", set()),
+                ("slow", {"canary-p99-vs-stable"}),
+                ("failing", {"canary-error-rate"}),
+                ("sluggish", {"canary-latency-slo", "canary-p99-vs-stable"}),
+            ]:
+                results = analysis(url, canary)
+                ok = bool(results) and {m for m, good in results.items() if not good} == failing
+                print(f"{'ok  ' if ok else 'FAIL'} AnalysisTemplate, stable vs {canary}: {results}")
                 passed, failed = passed + ok, failed + (not ok)
         finally:
             prometheus.terminate()

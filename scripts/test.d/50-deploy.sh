@@ -39,5 +39,5 @@ echo "hadolint deploy/docker/Dockerfile"
 hadolint deploy/docker/Dockerfile
 python3 deploy/check/check.py --sesame "$sesame"
 python3 deploy/check/test_check.py --sesame "$sesame"
-# sesame canary on a real Prometheus (backfilled, on 127.0.0.1).
+# sesame canary and the AnalysisTemplates on a real Prometheus (backfilled, 127.0.0.1).
 python3 deploy/check/canary_e2e.py --sesame "$sesame"
