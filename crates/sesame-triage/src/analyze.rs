@@ -830,12 +830,16 @@ impl Evidence<'_> {
                     .total_cmp(&incident.version_share(b))
             })?;
         // It must arrive with the change, not long before or after it.
-        let first_seen = self.intervals.iter().position(|(_, b)| {
+        let timeline = &self.scan.timeline;
+        let first_seen_ms = timeline.buckets.iter().enumerate().find_map(|(i, b)| {
+            let b = b.as_ref()?;
             b.versions
                 .iter()
                 .any(|&(v, n)| v == new && n as f64 >= 0.01 * b.logins as f64)
+                .then(|| timeline.start_ms + i as i64 * timeline.width_ms)
         })?;
-        if first_seen + 2 < start || first_seen > start + 1 {
+        let change_ms = self.intervals[start].0;
+        if (first_seen_ms - change_ms).abs() > self.width_ms * 2 {
             return None;
         }
         let names = &self.scan.dictionaries.0[dims::SERVER_VERSION];
@@ -851,7 +855,7 @@ impl Evidence<'_> {
             summary: format!(
                 "Deploy: server_version {} appeared at {}, with the latency change{}; it served {} of logins after it{}.",
                 names.name(new),
-                short_time(&iso(self.intervals[first_seen].0)),
+                short_time(&iso(first_seen_ms)),
                 change.map_or(String::new(), |c| format!(
                     " (p99 {} -> {})",
                     duration(c.p99_before_ms),

@@ -28,10 +28,21 @@ pub fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     })
 }
 
-/// Calls `line` for every line (without its newline); an over-long line is
-/// passed as its first [`CHUNK`] bytes.
-pub fn for_each_line(mut reader: impl Read, mut line: impl FnMut(&[u8])) -> std::io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+/// Reads `reader` in chunks of whole lines, handing each to `emit` with
+/// the buffer it came in (to be recycled through `spare`). A line longer
+/// than [`CHUNK`] is handed on as its first [`CHUNK`] bytes (it then fails
+/// to parse and counts as bad) and the rest of it skipped.
+pub fn read_chunks(
+    mut reader: impl Read,
+    mut spare: impl FnMut() -> Option<Vec<u8>>,
+    mut emit: impl FnMut(Vec<u8>),
+) -> std::io::Result<()> {
+    let mut fresh = || {
+        let mut buf = spare().unwrap_or_default();
+        buf.resize(CHUNK, 0);
+        buf
+    };
+    let mut buf = fresh();
     let mut filled = 0;
     let mut skipping_long_line = false;
     loop {
@@ -40,55 +51,96 @@ pub fn for_each_line(mut reader: impl Read, mut line: impl FnMut(&[u8])) -> std:
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
+        let start = filled;
         filled += n;
-        let mut start = 0;
-        for end in memchr_iter(&buf[..filled]) {
-            if skipping_long_line {
-                skipping_long_line = false;
-            } else {
-                line(&buf[start..end]);
+        if skipping_long_line {
+            match memchr::memchr(b'\n', &buf[start..filled]) {
+                Some(i) => {
+                    buf.copy_within(start + i + 1..filled, 0);
+                    filled -= start + i + 1;
+                    skipping_long_line = false;
+                }
+                None => filled = 0,
             }
-            start = end + 1;
         }
         if n == 0 {
-            if start < filled && !skipping_long_line {
-                line(&buf[start..filled]);
+            if filled > 0 && !skipping_long_line {
+                buf.truncate(filled);
+                emit(buf);
             }
             return Ok(());
         }
-        buf.copy_within(start..filled, 0);
-        filled -= start;
-        if filled == buf.len() && !skipping_long_line {
-            line(&buf);
-            skipping_long_line = true;
-        }
-        if skipping_long_line {
+        if let Some(last) = memchr::memrchr(b'\n', &buf[..filled]) {
+            let mut next = fresh();
+            let rest = filled - (last + 1);
+            next[..rest].copy_from_slice(&buf[last + 1..filled]);
+            buf.truncate(last + 1);
+            emit(std::mem::replace(&mut buf, next));
+            filled = rest;
+        } else if filled == buf.len() {
+            emit(std::mem::replace(&mut buf, fresh()));
             filled = 0;
+            skipping_long_line = true;
         }
     }
 }
 
-fn memchr_iter(haystack: &[u8]) -> impl Iterator<Item = usize> + '_ {
-    memchr::memchr_iter(b'\n', haystack)
+/// The lines of a chunk, without their newlines.
+pub fn lines(chunk: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let body = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    let mut start = 0;
+    ends.map(move |end| {
+        let line = &body[start..end];
+        start = end + 1;
+        line
+    })
+    .filter(move |_| !chunk.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn all_lines(input: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        read_chunks(
+            input,
+            || None,
+            |chunk| {
+                out.extend(lines(&chunk).map(<[u8]>::to_vec));
+            },
+        )
+        .unwrap();
+        out
+    }
+
     #[test]
     fn splits_lines_and_keeps_the_unterminated_last_one() {
-        let mut lines = Vec::new();
-        for_each_line(&b"a\nbb\n\nccc"[..], |l| lines.push(l.to_vec())).unwrap();
-        assert_eq!(lines, [&b"a"[..], b"bb", b"", b"ccc"]);
+        assert_eq!(all_lines(b"a\nbb\n\nccc"), [&b"a"[..], b"bb", b"", b"ccc"]);
+        assert_eq!(all_lines(b"a\n"), [b"a"]);
+        assert!(all_lines(b"").is_empty());
+    }
+
+    #[test]
+    fn lines_across_chunk_boundaries_stay_whole() {
+        let line = b"0123456789abcdef0123456789abcdef0123456789\n";
+        let input: Vec<u8> = line
+            .iter()
+            .copied()
+            .cycle()
+            .take(line.len() * 300_000)
+            .collect();
+        let lines = all_lines(&input);
+        assert_eq!(lines.len(), 300_000);
+        assert!(lines.iter().all(|l| l == &line[..line.len() - 1]));
     }
 
     #[test]
     fn an_over_long_line_is_cut_once_and_the_rest_skipped() {
         let mut input = vec![b'x'; CHUNK * 3];
         input.extend_from_slice(b"\nnext\n");
-        let mut lines = Vec::new();
-        for_each_line(&input[..], |l| lines.push(l.len())).unwrap();
-        assert_eq!(lines, [CHUNK, 4]);
+        let lengths: Vec<usize> = all_lines(&input).iter().map(Vec::len).collect();
+        assert_eq!(lengths, [CHUNK, 4]);
     }
 }

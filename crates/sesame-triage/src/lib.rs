@@ -89,19 +89,48 @@ fn parse_interval(s: &str) -> Result<i64, String> {
     Ok(n * unit_ms)
 }
 
-/// Reads every log into one scan.
+/// Reads every log into one scan. A reader thread reads and decompresses
+/// while this one parses, with a few chunks in flight (bounded memory).
 pub fn scan(args: &TriageArgs) -> anyhow::Result<scan::Scan> {
     let mut scan = scan::Scan::new(scan::Settings {
         threshold_ms: args.threshold_ms,
         since_ms: args.since,
         until_ms: args.until,
     });
-    for path in &args.eventlogs {
-        scan.start_file(&path.display().to_string());
-        let reader = input::open(path)?;
-        input::for_each_line(reader, |line| scan.line(line))
-            .with_context(|| format!("read {}", path.display()))?;
-    }
+    let (full, chunks) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(2);
+    let (done, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|threads| {
+        let reader = threads.spawn(move || -> anyhow::Result<()> {
+            for (file, path) in args.eventlogs.iter().enumerate() {
+                let source = input::open(path)?;
+                input::read_chunks(
+                    source,
+                    || recycled.try_recv().ok(),
+                    // A send fails only once the parser is gone.
+                    |chunk| drop(full.send((file, chunk))),
+                )
+                .with_context(|| format!("read {}", path.display()))?;
+            }
+            Ok(())
+        });
+        let mut started = 0;
+        let mut start_files_to = |scan: &mut scan::Scan, file: usize| {
+            for path in args.eventlogs.get(started..file).unwrap_or_default() {
+                scan.start_file(&path.display().to_string());
+            }
+            started = started.max(file);
+        };
+        for (file, chunk) in chunks {
+            start_files_to(&mut scan, file + 1);
+            for line in input::lines(&chunk) {
+                scan.line(line);
+            }
+            let _ = done.send(chunk);
+        }
+        // Empty files count among those read.
+        start_files_to(&mut scan, args.eventlogs.len());
+        reader.join().expect("reader thread panicked")
+    })?;
     Ok(scan)
 }
 

@@ -41,12 +41,153 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    /// The flat objects sesame writes take a fast path; anything it does not
+    /// handle (escapes, nesting, a missing field) goes through serde_json,
+    /// which also words the error of a bad line.
     pub fn parse(line: &'a [u8]) -> Result<Self, String> {
+        if let Some(record) = std::str::from_utf8(line).ok().and_then(fast::parse) {
+            return Ok(record);
+        }
         serde_json::from_slice(line).map_err(|e| e.to_string())
     }
 
     pub fn stages(&self) -> [f64; 4] {
         [self.queue_ms, self.hash_ms, self.db_ms, self.session_ms]
+    }
+}
+
+mod fast {
+    use super::Record;
+    use std::borrow::Cow;
+
+    enum Value<'a> {
+        Str(&'a str),
+        Num(f64),
+        /// null, true or false.
+        Literal,
+    }
+
+    struct Cursor<'a> {
+        text: &'a str,
+        at: usize,
+    }
+
+    impl<'a> Cursor<'a> {
+        fn peek(&mut self) -> Option<u8> {
+            let bytes = self.text.as_bytes();
+            while self.at < bytes.len() && bytes[self.at].is_ascii_whitespace() {
+                self.at += 1;
+            }
+            bytes.get(self.at).copied()
+        }
+
+        fn expect(&mut self, c: u8) -> Option<()> {
+            (self.peek()? == c).then(|| self.at += 1)
+        }
+
+        /// A string without escapes, borrowed; `None` for anything else.
+        fn string(&mut self) -> Option<&'a str> {
+            self.expect(b'"')?;
+            let rest = &self.text.as_bytes()[self.at..];
+            let end = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest[end] != b'"' {
+                return None;
+            }
+            let s = &self.text[self.at..self.at + end];
+            self.at += end + 1;
+            Some(s)
+        }
+
+        fn value(&mut self) -> Option<Value<'a>> {
+            match self.peek()? {
+                b'"' => self.string().map(Value::Str),
+                b'-' | b'0'..=b'9' => {
+                    let rest = &self.text.as_bytes()[self.at..];
+                    let len = rest
+                        .iter()
+                        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .unwrap_or(rest.len());
+                    let n = self.text[self.at..self.at + len].parse().ok()?;
+                    self.at += len;
+                    Some(Value::Num(n))
+                }
+                b't' | b'f' | b'n' => {
+                    let word = ["true", "false", "null"]
+                        .into_iter()
+                        .find(|w| self.text[self.at..].starts_with(w))?;
+                    self.at += word.len();
+                    Some(Value::Literal)
+                }
+                _ => None,
+            }
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Record<'_>> {
+        let mut c = Cursor { text, at: 0 };
+        let mut r = Record {
+            ts: Cow::Borrowed(""),
+            outcome: Cow::Borrowed(""),
+            user: Cow::Borrowed(""),
+            ip: Cow::Borrowed(""),
+            region: Cow::Borrowed(""),
+            platform: Cow::Borrowed(""),
+            app_version: Cow::Borrowed(""),
+            instance: Cow::Borrowed(""),
+            server_version: Cow::Borrowed(""),
+            db_role: Cow::Borrowed(""),
+            shard: None,
+            total_ms: f64::NAN,
+            queue_ms: 0.0,
+            hash_ms: 0.0,
+            db_ms: 0.0,
+            session_ms: 0.0,
+        };
+        let mut has_ts = false;
+        c.expect(b'{')?;
+        if c.peek()? != b'}' {
+            loop {
+                let key = c.string()?;
+                c.expect(b':')?;
+                let value = c.value()?;
+                match (key, value) {
+                    ("ts", Value::Str(s)) => {
+                        r.ts = Cow::Borrowed(s);
+                        has_ts = true;
+                    }
+                    ("outcome", Value::Str(s)) => r.outcome = Cow::Borrowed(s),
+                    ("user", Value::Str(s)) => r.user = Cow::Borrowed(s),
+                    ("ip", Value::Str(s)) => r.ip = Cow::Borrowed(s),
+                    ("region", Value::Str(s)) => r.region = Cow::Borrowed(s),
+                    ("platform", Value::Str(s)) => r.platform = Cow::Borrowed(s),
+                    ("app_version", Value::Str(s)) => r.app_version = Cow::Borrowed(s),
+                    ("instance", Value::Str(s)) => r.instance = Cow::Borrowed(s),
+                    ("server_version", Value::Str(s)) => r.server_version = Cow::Borrowed(s),
+                    ("db_role", Value::Str(s)) => r.db_role = Cow::Borrowed(s),
+                    ("shard", Value::Str(s)) => r.shard = Some(Cow::Borrowed(s)),
+                    ("shard", Value::Literal) => r.shard = None,
+                    ("total_ms", Value::Num(n)) => r.total_ms = n,
+                    ("queue_ms", Value::Num(n)) => r.queue_ms = n,
+                    ("hash_ms", Value::Num(n)) => r.hash_ms = n,
+                    ("db_ms", Value::Num(n)) => r.db_ms = n,
+                    ("session_ms", Value::Num(n)) => r.session_ms = n,
+                    (
+                        "ts" | "outcome" | "user" | "ip" | "region" | "platform" | "app_version"
+                        | "instance" | "server_version" | "db_role" | "total_ms" | "queue_ms"
+                        | "hash_ms" | "db_ms" | "session_ms",
+                        _,
+                    ) => return None,
+                    _ => {}
+                }
+                match c.peek()? {
+                    b',' => c.at += 1,
+                    b'}' => break,
+                    _ => return None,
+                }
+            }
+        }
+        c.expect(b'}')?;
+        (c.peek().is_none() && has_ts && !r.total_ms.is_nan()).then_some(r)
     }
 }
 
@@ -101,6 +242,32 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fast_path_reads_what_serde_reads_and_leaves_it_the_rest() {
+        let lines = [
+            r#"{"ts":"2026-11-26T10:05:00.123Z","outcome":"ok","status":200,"user":"ann","ip":"10.0.0.1","shard":null,"total_ms":31.5,"queue_ms":1e-3,"hash_ms":25,"client_ts":"x","extra":true}"#,
+            r#" { "total_ms" : -0.5 , "ts" : "t", "shard" : "-40" } "#,
+            r#"{"ts":"t","total_ms":1,"user":"a\"b"}"#,
+            r#"{"ts":"t","total_ms":1,"client":{"region":"eu"}}"#,
+        ];
+        for line in lines {
+            let serde: Record = serde_json::from_str(line).unwrap();
+            let parsed = Record::parse(line.as_bytes()).unwrap();
+            assert_eq!(format!("{parsed:?}"), format!("{serde:?}"), "{line}");
+        }
+        assert!(fast::parse(lines[0]).is_some() && fast::parse(lines[1]).is_some());
+        assert!(fast::parse(lines[2]).is_none() && fast::parse(lines[3]).is_none());
+        for bad in [
+            r#"{"ts":"t"}"#,
+            r#"{"ts":"t","total_ms":"3"}"#,
+            r#"{"ts":"t","total_ms":3"#,
+            "[]",
+            "",
+        ] {
+            assert!(Record::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn fast_path_agrees_with_chrono() {
