@@ -6,9 +6,10 @@ import { mkdtempSync, mkdirSync, rmSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
-const root = resolve(import.meta.dirname, '..', '..');
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 export const artifacts = resolve(process.env.ARTIFACTS ?? join(root, 'test-artifacts', 'browser'));
 mkdirSync(artifacts, { recursive: true });
 

@@ -192,7 +192,12 @@ async fn sign_up(b: &mut Browser<'_>, user: &str, password: &str) {
             ],
         )
         .await;
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        r.text().await.unwrap()
+    );
 }
 
 async fn sign_in(b: &mut Browser<'_>, user: &str, password: &str) -> Response {
@@ -234,7 +239,10 @@ async fn pages_and_assets_carry_the_security_headers() {
     // No inline script or style for the CSP to forbid.
     assert!(!html.contains(" style="), "{html}");
     for script in html.split("<script").skip(1) {
-        assert!(script.trim_start().starts_with("src=\"/assets/"), "{script}");
+        assert!(
+            script.trim_start().starts_with("src=\"/assets/"),
+            "{script}"
+        );
     }
     assert!(html.contains(r#"<label for="user">"#) && html.contains(r#"<label for="password">"#));
     let js = b.get("/assets/sesame.js").await;
@@ -283,14 +291,18 @@ async fn form_posts_without_a_valid_token_are_refused() {
     // No token, a wrong one, or no cookie: refused before any password is checked.
     let missing = b.post("/login", &creds).await;
     assert_eq!(missing.status(), StatusCode::FORBIDDEN);
-    assert!(missing.headers().get_all(SET_COOKIE).iter().all(|c| !c
-        .to_str()
-        .unwrap()
-        .starts_with("sesame_session")));
+    assert!(missing
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .all(|c| !c.to_str().unwrap().starts_with("sesame_session")));
     assert!(missing.text().await.unwrap().contains("nothing was done"));
     let zeros = "0".repeat(64);
     let wrong = [("csrf", zeros.as_str()), creds[0], creds[1]];
-    assert_eq!(b.post("/login", &wrong).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post("/login", &wrong).await.status(),
+        StatusCode::FORBIDDEN
+    );
     let with_token = [("csrf", token.as_str()), creds[0], creds[1]];
     let no_cookie = server
         .http
@@ -313,7 +325,10 @@ async fn form_posts_without_a_valid_token_are_refused() {
     assert_eq!(cross.status(), StatusCode::FORBIDDEN);
     assert!(server.events().is_empty(), "no login was attempted");
     let signup = [("user", "mallory"), ("password", "x"), ("confirm", "x")];
-    assert_eq!(b.post("/signup", &signup).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post("/signup", &signup).await.status(),
+        StatusCode::FORBIDDEN
+    );
 
     // Signed in, the token is bound to the session: the anonymous one no
     // longer works for sign-out or the password change.
@@ -321,15 +336,25 @@ async fn form_posts_without_a_valid_token_are_refused() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&r), "/account");
     let stale = [("csrf", token.as_str())];
-    assert_eq!(b.post("/logout", &stale).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        b.post("/logout", &stale).await.status(),
+        StatusCode::FORBIDDEN
+    );
     let change = [
         ("csrf", token.as_str()),
         ("old_password", "correct horse battery"),
         ("new_password", "a brand new passphrase"),
         ("confirm", "a brand new passphrase"),
     ];
-    assert_eq!(b.post("/password", &change).await.status(), StatusCode::FORBIDDEN);
-    assert_eq!(b.get("/account").await.status(), StatusCode::OK, "still signed in");
+    assert_eq!(
+        b.post("/password", &change).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        b.get("/account").await.status(),
+        StatusCode::OK,
+        "still signed in"
+    );
     server.stop().await;
 }
 
@@ -366,7 +391,10 @@ async fn sign_up_sign_in_account_sign_out() {
         .await;
     assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = weak.text().await.unwrap();
-    assert!(html.contains(r#"role="alert""#) && html.contains("too common"), "{html}");
+    assert!(
+        html.contains(r#"role="alert""#) && html.contains("too common"),
+        "{html}"
+    );
     assert!(html.contains("<title>Error: "));
 
     let r = b
@@ -399,7 +427,10 @@ async fn sign_up_sign_in_account_sign_out() {
     let wrong = sign_in(&mut b, "dave", "not my password").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let html = wrong.text().await.unwrap();
-    assert!(html.contains("user name or password is not correct"), "{html}");
+    assert!(
+        html.contains("user name or password is not correct"),
+        "{html}"
+    );
     assert!(html.contains(r#"value="dave""#), "the user name is kept");
 
     let ok = sign_in(&mut b, "dave", "correct horse battery").await;
@@ -408,7 +439,10 @@ async fn sign_up_sign_in_account_sign_out() {
     let account = b.get("/account").await;
     assert_eq!(account.status(), StatusCode::OK);
     let html = account.text().await.unwrap();
-    assert!(html.contains(r#"<strong id="signed-in-user">dave</strong>"#), "{html}");
+    assert!(
+        html.contains(r#"<strong id="signed-in-user">dave</strong>"#),
+        "{html}"
+    );
     assert_eq!(location(&b.get("/").await), "/account");
     let session = b.jar["sesame_session"].clone();
 
@@ -440,7 +474,9 @@ async fn password_change_signs_out_everywhere() {
     let mut b = Browser::new(&server);
     sign_up(&mut b, "erin", "correct horse battery").await;
     assert_eq!(
-        sign_in(&mut b, "erin", "correct horse battery").await.status(),
+        sign_in(&mut b, "erin", "correct horse battery")
+            .await
+            .status(),
         StatusCode::SEE_OTHER
     );
     let token = b.token("/password").await;
@@ -456,7 +492,11 @@ async fn password_change_signs_out_everywhere() {
         )
         .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    assert!(wrong.text().await.unwrap().contains("current password is not correct"));
+    assert!(wrong
+        .text()
+        .await
+        .unwrap()
+        .contains("current password is not correct"));
     let changed = b
         .post(
             "/password",
@@ -472,11 +512,15 @@ async fn password_change_signs_out_everywhere() {
     assert_eq!(location(&changed), "/?notice=password_changed&user=erin");
     assert_eq!(b.get("/account").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(
-        sign_in(&mut b, "erin", "correct horse battery").await.status(),
+        sign_in(&mut b, "erin", "correct horse battery")
+            .await
+            .status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        sign_in(&mut b, "erin", "a brand new passphrase").await.status(),
+        sign_in(&mut b, "erin", "a brand new passphrase")
+            .await
+            .status(),
         StatusCode::SEE_OTHER
     );
     server.stop().await;
@@ -499,8 +543,14 @@ async fn overload_says_try_again_with_the_wait() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     let wait = header(&r, "retry-after").to_owned();
     let html = r.text().await.unwrap();
-    assert!(html.contains("very busy") && html.contains("try again in"), "{html}");
-    assert!(html.contains(&format!(r#"data-retry-after="{wait}""#)), "{html}");
+    assert!(
+        html.contains("very busy") && html.contains("try again in"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(r#"data-retry-after="{wait}""#)),
+        "{html}"
+    );
     server.stop().await;
 }
 

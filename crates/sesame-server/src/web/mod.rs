@@ -109,7 +109,10 @@ fn asset_version() -> &'static str {
         for a in [Asset::Css, Asset::Js, Asset::Icon] {
             h.update(a.body().as_bytes());
         }
-        h.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect()
+        h.finalize()[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     })
 }
 

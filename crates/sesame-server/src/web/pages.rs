@@ -306,7 +306,11 @@ pub async fn sign_up(
         }
     };
     if let Err(refusal) = csrf::verify(&headers, secure(&state), &form.csrf) {
-        tracing::info!(?refusal, path = "/signup", "form refused: CSRF check failed");
+        tracing::info!(
+            ?refusal,
+            path = "/signup",
+            "form refused: CSRF check failed"
+        );
         let page = sign_up_view(
             &headers,
             &csrf,
@@ -397,7 +401,10 @@ fn unavailable(csrf: &Csrf, e: ApiError) -> Response {
         )),
         content: render::fill(
             render::MESSAGE,
-            &[("href", Var::Text("/account")), ("link", Var::Text("Try again"))],
+            &[
+                ("href", Var::Text("/account")),
+                ("link", Var::Text("Try again")),
+            ],
         ),
     };
     let mut response = respond(StatusCode::SERVICE_UNAVAILABLE, &page, csrf);
@@ -437,7 +444,11 @@ pub async fn sign_out(
     // The token first: another site must not even make the browser forget
     // its cookie.
     if let Err(refusal) = csrf::verify(&headers, secure(&state), &posted) {
-        tracing::info!(?refusal, path = "/logout", "form refused: CSRF check failed");
+        tracing::info!(
+            ?refusal,
+            path = "/logout",
+            "form refused: CSRF check failed"
+        );
         let alert = Some(Alert::error(EXPIRED_FORM));
         let page = match current_session(&state, &headers).await {
             Ok(Some((_, session))) => account_view(&headers, &csrf, &session, alert),
@@ -535,8 +546,18 @@ pub async fn change_password(
         }
     };
     if let Err(refusal) = csrf::verify(&headers, secure(&state), &form.csrf) {
-        tracing::info!(?refusal, path = "/password", "form refused: CSRF check failed");
-        let page = password_view(&headers, &csrf, user, Some(Alert::error(EXPIRED_FORM)), None);
+        tracing::info!(
+            ?refusal,
+            path = "/password",
+            "form refused: CSRF check failed"
+        );
+        let page = password_view(
+            &headers,
+            &csrf,
+            user,
+            Some(Alert::error(EXPIRED_FORM)),
+            None,
+        );
         return respond(StatusCode::FORBIDDEN, &page, &csrf);
     }
     if form.new_password != form.confirm {
@@ -559,7 +580,7 @@ pub async fn change_password(
         Path(user.to_owned()),
         ApiJson(request),
     )
-        .await
+    .await
     {
         Ok(_) => see_other(
             &format!("/?notice=password_changed&user={}", query_escape(user)),

@@ -170,12 +170,7 @@ impl Failure {
             .await
             .unwrap_or_default();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let field = |name: &str| {
-            json["error"][name]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let field = |name: &str| json["error"][name].as_str().unwrap_or_default().to_owned();
         Self {
             status,
             code: field("code"),
@@ -208,8 +203,8 @@ impl Failure {
                 "Too many attempts. For your security, please wait {seconds} before trying again."
             ),
             "overloaded" => format!(
-                "sesame is very busy right now and could not check your password. \
-                 Nothing is wrong with your account: please try again in {seconds}."
+                "sesame is very busy right now, so this could not be done. \
+                 Nothing is wrong on your side: please try again in {seconds}."
             ),
             "unavailable" => {
                 "sesame cannot reach its database right now. Please try again in a moment."
@@ -282,12 +277,19 @@ mod tests {
         assert!(busy.text.contains("try again in 1 second"), "{}", busy.text);
         let weak = Failure {
             status: StatusCode::UNPROCESSABLE_ENTITY,
-            ..failure("weak_password", "password must be at least 8 characters", None)
+            ..failure(
+                "weak_password",
+                "password must be at least 8 characters",
+                None,
+            )
         };
         assert_eq!(
             weak.alert("wrong").text,
             "Password must be at least 8 characters."
         );
-        assert_eq!(failure("invalid_credentials", "", None).alert("wrong").text, "wrong");
+        assert_eq!(
+            failure("invalid_credentials", "", None).alert("wrong").text,
+            "wrong"
+        );
     }
 }
