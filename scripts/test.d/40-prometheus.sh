@@ -6,6 +6,7 @@
 # Prometheus' HTTP API. Everything listens on 127.0.0.1 only.
 #   bash scripts/test.d/40-prometheus.sh          everything
 #   bash scripts/test.d/40-prometheus.sh rules    only the offline checks
+#   bash scripts/test.d/40-prometheus.sh live     only the live test
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -22,21 +23,27 @@ fi
 for tool in python3 curl; do command -v $tool >/dev/null || die "$tool is needed"; done
 
 # --- offline: rules, unit tests, dashboard ------------------------------------
-say "promtool check rules"
-promtool check rules deploy/prometheus/rules/*.yml
-promtool check config deploy/prometheus/prometheus.yml >/dev/null
-say "promtool test rules"
-promtool test rules deploy/prometheus/tests/*.yml
-say "dashboard"
-python3 deploy/grafana/check_dashboard.py --promtool deploy/grafana/sesame.json
+if [ "${1:-}" != live ]; then
+  say "promtool check rules"
+  promtool check rules deploy/prometheus/rules/*.yml
+  promtool check config deploy/prometheus/prometheus.yml >/dev/null
+  say "promtool test rules"
+  promtool test rules deploy/prometheus/tests/*.yml
+  say "dashboard"
+  python3 deploy/grafana/check_dashboard.py --promtool deploy/grafana/sesame.json
+fi
 
 [ "${1:-}" = rules ] && exit 0
 
 # --- live: sesame + Prometheus ------------------------------------------------
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SESAME=$TARGET_DIR/debug/sesame
-say "building sesame"
-cargo build -q -p sesame-cli
+# SESAME_BIN: a sesame binary to use instead of building one.
+if [ -n "${SESAME_BIN:-}" ]; then
+  SESAME=$SESAME_BIN
+else
+  SESAME=${CARGO_TARGET_DIR:-$ROOT/target}/debug/sesame
+  say "building sesame"
+  cargo build -q -p sesame-cli
+fi
 [ -x "$SESAME" ] || die "no binary at $SESAME"
 
 TMP=$(mktemp -d /tmp/sesame-prometheus.XXXXXX)
@@ -74,7 +81,7 @@ start_sesame() { # phase name, extra flags...
       --trusted-proxies 127.0.0.1/32 --cookie-secure false --instance e2e \
       --event-log "$TMP/events.jsonl" --slow-login-log "$TMP/slow.jsonl" \
       --metric-regions eu-west,us-east --metric-platforms web,ios,android \
-      --grace-period 2 "$@" >"$TMP/sesame-$name.log" 2>&1 &
+      --ip-rate 1000 --ip-burst 1000 --grace-period 2 "$@" >"$TMP/sesame-$name.log" 2>&1 &
     SESAME_PID=$!
     PIDS+=("$SESAME_PID")
     for _ in $(seq 1 100); do
@@ -96,17 +103,20 @@ start_sesame fast --hash-m-cost 256 --hash-t-cost 1 --hash-workers 2 --latency-b
 # /metrics: present and lint-clean.
 curl -sf "$SESAME_URL/metrics" >"$TMP/metrics-0.txt" || die "GET /metrics failed: is it implemented?"
 
-# The short-window variant of the SLO rules: the real file with every window
-# compressed 60x (5m -> 5s, 1h -> 1m, 3d -> 72m; for: 2m -> 2s) and its records
-# and alerts renamed (e2e_job:..., E2ESesame...) so they can sit beside the
-# real ones, which are loaded too (their 5m SLI is asserted on below).
-sed -e 's/\[5m\]/[5s]/g; s/\[30m\]/[30s]/g; s/\[1h\]/[1m]/g; s/\[6h\]/[6m]/g; s/\[3d\]/[72m]/g' \
+# The short-window variant of the SLO rules: the real file with time
+# compressed 30x (windows 5m/30m/1h/6h/3d -> 10s/1m/2m/12m/144m; for: 2m/15m/1h
+# -> 4s/30s/2m) and its records and alerts renamed (e2e_job:..., E2ESesame...)
+# so they sit beside the real ones, which are loaded too.
+sed -e 's/\[5m\]/[10s]/g; s/\[30m\]/[1m]/g; s/\[1h\]/[2m]/g; s/\[6h\]/[12m]/g; s/\[3d\]/[144m]/g' \
+    -e 's/for: 2m$/for: 4s/; s/for: 15m$/for: 30s/; s/for: 1h$/for: 2m/' \
     -e 's/\b\(job[a-z_]*\):sesame_/e2e_\1:sesame_/g' \
     -e 's/alert: Sesame/alert: E2ESesame/; s/name: sesame-slo$/name: e2e-sesame-slo/' \
-    -e 's/for: \([0-9]*\)m$/for: \1s/; s/for: \([0-9]*\)h$/for: \1m/' \
     deploy/prometheus/rules/sesame-slo.yml >"$TMP/e2e-slo.yml"
-grep -q 'e2e_job:sesame_login_slow:ratio_rate1h > (14.4 \* 0.01)' "$TMP/e2e-slo.yml" \
-  || die "could not derive the short-window rules from sesame-slo.yml"
+windows=$(grep -o '\[[0-9a-z]*\]' "$TMP/e2e-slo.yml" | LC_ALL=C sort -u | tr -d '[]' | tr '\n' ' ')
+fors=$(grep -o 'for: .*' "$TMP/e2e-slo.yml" | LC_ALL=C sort -u | tr '\n' ' ')
+[ "$windows" = "10s 12m 144m 1m 2m " ] && [ "$fors" = "for: 2m for: 30s for: 4s " ] \
+  && grep -q 'e2e_job:sesame_login_slow:ratio_rate1h > (14.4 \* 0.01)' "$TMP/e2e-slo.yml" \
+  || die "sesame-slo.yml has windows ($windows) or for: ($fors) this test does not compress: update it"
 promtool check rules "$TMP/e2e-slo.yml" >/dev/null
 
 cat >"$TMP/prometheus.yml" <<EOF
@@ -147,10 +157,12 @@ print("firing" if "firing" in states else (states[0] if states else ""))' "$1"
 
 # The load: N threads posting logins for D seconds (at most R/s in all when R
 # > 0) as users e2e-0..e2e-{U-1} from addresses 10.0.x.y, in two regions and
-# three platforms. Prints one line: counts by status and the p50/p99 in ms.
+# three platforms. A 503 or 429 is retried only after its Retry-After (at most
+# 2 s), as a well-behaved client does. Prints one line, also when stopped
+# with SIGTERM: counts by status and the p50/p99 in ms.
 drive() { # duration_s concurrency rate
-  python3 - "$SESAME_URL" "$@" <<'EOF'
-import http.client, json, random, sys, threading, time
+  exec python3 - "$SESAME_URL" "$@" <<'EOF'
+import http.client, json, os, random, signal, sys, threading, time
 url, duration, conc, rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 host, port = url.split("//")[1].split(":")
 users = 40
@@ -176,17 +188,26 @@ def worker(i):
         try:
             c.request("POST", "/v1/login", body, {"content-type": "application/json"})
             r = c.getresponse(); r.read(); s = r.status
+            retry = float(r.getheader("retry-after") or 0) if s in (429, 503) else 0
         except Exception as e:
-            s = type(e).__name__; c.close(); c = http.client.HTTPConnection(host, int(port), timeout=30)
+            s, retry = type(e).__name__, 0.5
+            c.close(); c = http.client.HTTPConnection(host, int(port), timeout=30)
         with lock:
             stats[s] = stats.get(s, 0) + 1
             lat.append(time.monotonic() - t)
-ts = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
+        if retry:
+            time.sleep(min(retry, 2.0)); nxt = time.monotonic()
+def report(*_):
+    with lock:
+        l = sorted(lat)
+        pct = lambda p: f"{1000 * l[min(len(l) - 1, int(p * len(l)))]:.0f}" if l else "-"
+        print(f"{sum(stats.values())} logins {dict(sorted(stats.items(), key=str))} p50 {pct(0.5)} ms p99 {pct(0.99)} ms", flush=True)
+    os._exit(0)
+signal.signal(signal.SIGTERM, report)
+ts = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(conc)]
 for t in ts: t.start()
 for t in ts: t.join()
-lat.sort()
-pct = lambda p: f"{1000 * lat[min(len(lat) - 1, int(p * len(lat)))]:.0f}" if lat else "-"
-print(f"{sum(stats.values())} logins {dict(sorted(stats.items(), key=str))} p50 {pct(0.5)} ms p99 {pct(0.99)} ms")
+report()
 EOF
 }
 
@@ -197,8 +218,8 @@ for u in $(seq 0 39); do
   [ "$code" = 201 ] || die "registering e2e-$u: HTTP $code"
 done
 
-say "phase 1: healthy logins (20/s for 15s)"
-say "  $(drive 15 4 20)"
+say "phase 1: healthy logins (5/s for 12s)"
+say "  $(drive 12 2 5)"
 # A few answers of other kinds, so their series exist: rate-limited (one
 # address past its burst) and a bad request.
 for _ in $(seq 1 30); do
@@ -213,48 +234,53 @@ say "promtool check metrics (live /metrics)"
 lint=$(promtool check metrics <"$TMP/metrics-1.txt" 2>&1) || { echo "$lint"; die "promtool check metrics failed"; }
 [ -z "$lint" ] || { echo "$lint"; die "promtool check metrics reports problems"; }
 
-# The metrics contract the rules and the dashboard are written against.
-python3 - "$TMP/metrics-1.txt" <<'EOF' || die "/metrics does not match the contract the rules use"
+# The metrics contract the rules and the dashboard are written against: what
+# the alerts need fails the test; the rest is reported.
+python3 - "$TMP/metrics-1.txt" <<'EOF' || die "/metrics lacks what the alerting rules use"
 import re, sys
 text = open(sys.argv[1]).read()
 types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
-want = {
-    "sesame_login_duration_seconds": "histogram", "sesame_login_stage_duration_seconds": "histogram",
-    "sesame_hash_queue_depth": "gauge", "sesame_hash_workers": "gauge", "sesame_hash_workers_busy": "gauge",
-    "sesame_login_shed_total": "counter", "sesame_rate_limited_total": "counter",
-    "sesame_db_query_duration_seconds": "histogram", "sesame_http_requests_total": "counter",
-    "sesame_http_request_duration_seconds": "histogram", "sesame_build_info": "gauge",
-    "sesame_event_log_dropped_total": "counter",
-}
-bad = [f"{m}: {types.get(m, 'missing')}, want {t}" for m, t in want.items() if types.get(m) != t]
-def has(pattern):
-    return re.search(pattern, text, re.M) is not None
-checks = {
-    'login histogram has the SLO bucket le="0.25"': r'^sesame_login_duration_seconds_bucket\{[^}]*le="0\.25"',
-    "login histogram has outcome, region and platform labels": r'^sesame_login_duration_seconds_count\{(?=[^}]*outcome=")(?=[^}]*region=")(?=[^}]*platform=")',
-    "every stage is recorded": None,
-    "shed counter by reason": r'^sesame_login_shed_total\{[^}]*reason="overloaded"',
-    "rate-limited counter by scope": r'^sesame_rate_limited_total\{[^}]*scope="(ip|user)',
-    "build info has version and revision": r'^sesame_build_info\{(?=[^}]*version=")(?=[^}]*revision=")[^}]*\} 1$',
-    "HTTP requests by route template": r'^sesame_http_requests_total\{[^}]*route="/v1/login"',
-    "database queries by query and role": r'^sesame_db_query_duration_seconds_count\{(?=[^}]*query=")(?=[^}]*role=")',
-}
-for what, pattern in checks.items():
-    if pattern is None:
-        missing = [s for s in ("queue", "hash", "db", "session")
-                   if not has(rf'^sesame_login_stage_duration_seconds_count\{{[^}}]*stage="{s}"')]
-        if missing: bad.append(f"{what}: missing {missing}")
-    elif not has(pattern):
-        bad.append(what)
-if not has(r"^# TYPE sesame_replica_lag_seconds gauge$"):
-    print("prometheus: note: no sesame_replica_lag_seconds (no replicas configured: SQLite)")
-for b in bad: print(f"prometheus: contract: {b}", file=sys.stderr)
-sys.exit(1 if bad else 0)
+has = lambda pattern: re.search(pattern, text, re.M) is not None
+def typed(name, kind): return types.get(name) == kind
+stages = [s for s in ("queue", "hash", "db", "session")
+          if has(rf'^sesame_login_stage_duration_seconds_count\{{[^}}]*stage="{s}"')]
+# (what, holds, needed by the alerts)
+checks = [
+    ('login histogram with the SLO bucket le="0.25"', typed("sesame_login_duration_seconds", "histogram")
+        and has(r'^sesame_login_duration_seconds_bucket\{[^}]*le="0\.25"'), True),
+    ("login histogram labelled outcome, region, platform",
+        has(r'^sesame_login_duration_seconds_count\{(?=[^}]*outcome=")(?=[^}]*region=")(?=[^}]*platform=")'), True),
+    ("hash pool gauges (queue depth, workers, busy)", all(typed(m, "gauge") for m in
+        ("sesame_hash_queue_depth", "sesame_hash_workers", "sesame_hash_workers_busy")), True),
+    ("shed counter by reason", typed("sesame_login_shed_total", "counter")
+        and has(r'^sesame_login_shed_total\{[^}]*reason="overloaded"'), True),
+    ("rate-limited counter by scope", typed("sesame_rate_limited_total", "counter")
+        and has(r'^sesame_rate_limited_total\{[^}]*scope="(ip|user)"'), True),
+    ("event-log drop counter", typed("sesame_event_log_dropped_total", "counter"), True),
+    ("build info with version and revision", has(r'^sesame_build_info\{(?=[^}]*version=")(?=[^}]*revision=")[^}]*\} 1$'), True),
+    (f"stage histogram for queue, hash, db, session (have {stages})",
+        typed("sesame_login_stage_duration_seconds", "histogram") and len(stages) == 4, False),
+    ("HTTP requests by route template", typed("sesame_http_requests_total", "counter")
+        and has(r'^sesame_http_requests_total\{[^}]*route="/v1/login"'), False),
+    ("HTTP latency histogram", typed("sesame_http_request_duration_seconds", "histogram"), False),
+    ("database query histogram by query and role", typed("sesame_db_query_duration_seconds", "histogram")
+        and has(r'^sesame_db_query_duration_seconds_count\{(?=[^}]*query=")(?=[^}]*role=")'), False),
+    ('rate-limited logins in the login histogram (outcome="rate_limited")',
+        has(r'^sesame_login_duration_seconds_count\{[^}]*outcome="rate_limited"'), False),
+    ("replica lag gauge (only with MySQL replicas)", typed("sesame_replica_lag_seconds", "gauge"), False),
+]
+failed = False
+for what, ok, needed in checks:
+    if not ok:
+        print(f"prometheus: contract: {'MISSING' if needed else 'not in /metrics (reported, not fatal)'}: {what}",
+              file=sys.stderr if needed else sys.stdout)
+        failed |= needed
+sys.exit(1 if failed else 0)
 EOF
 
-SLI='1 - e2e_job:sesame_login_slow:ratio_rate1h'   # the 1m window, compressed from 1h
+SLI='1 - e2e_job:sesame_login_slow:ratio_rate1h'   # the 2m window, compressed from 1h
 healthy_sli=$(q "$SLI")
-say "healthy: latency SLI over the last 1m (compressed 1h) = ${healthy_sli:-none}"
+say "healthy: latency SLI over the last 2m (compressed 1h) = ${healthy_sli:-none}"
 [ -n "$healthy_sli" ] || die "Prometheus has no latency SLI: are logins scraped?"
 python3 -c "import sys; sys.exit(0 if float('$healthy_sli') >= 0.99 else 1)" \
   || die "latency SLI is $healthy_sli while logins are fast (want >= 0.99)"
@@ -262,31 +288,41 @@ state=$(alert_state E2ESesameLoginLatencyFastBurn)
 [ -z "$state" ] || die "the short-window fast-burn alert is $state while logins are fast"
 say "healthy: E2ESesameLoginLatencyFastBurn quiet"
 
-say "phase 2: restarting sesame with 1 hash worker, Argon2 m=64MiB t=3, latency budget 5s"
+# One worker and a hash that takes 0.1 s on an idle machine, 1.5 s on a
+# crowded 2-core CI box; four clients keep three logins queued behind the one
+# hashing, so every login waits about 4 hashes: well over 250 ms, and under
+# the 15 s budget, so nothing is shed (the latency SLO burns, not the
+# availability one).
+say "phase 2: restarting sesame with 1 hash worker, Argon2 m=64MiB t=3, latency budget 15s"
 stop_sesame
-start_sesame slow --hash-m-cost 65536 --hash-t-cost 3 --hash-workers 1 --latency-budget-ms 5000
-drive 75 8 0 >"$TMP/drive.out" 2>&1 &
+start_sesame slow --hash-m-cost 65536 --hash-t-cost 3 --hash-workers 1 --latency-budget-ms 15000
+drive 300 4 0 >"$TMP/drive.out" 2>&1 &
 DRIVE_PID=$!
 PIDS+=("$DRIVE_PID")
 fired=
-for i in $(seq 1 70); do
+start=$SECONDS
+last=-5
+while [ $((SECONDS - start)) -lt 90 ]; do
   sleep 1
   state=$(alert_state E2ESesameLoginLatencyFastBurn)
-  if [ $((i % 5)) = 0 ] || [ "$state" = firing ]; then
-    say "  t+${i}s: SLI(1m) $(q "$SLI" | cut -c1-6), slow share 5s $(q 'e2e_job:sesame_login_slow:ratio_rate5m' | cut -c1-6), queue $(q 'sum(sesame_hash_queue_depth)'), alert ${state:-inactive}"
+  t=$((SECONDS - start))
+  if [ $((t - last)) -ge 5 ] || [ "$state" = firing ]; then
+    last=$t
+    say "  t+${t}s: latency SLI(2m) $(q "$SLI" | cut -c1-6), slow share(10s) $(q 'e2e_job:sesame_login_slow:ratio_rate5m' | cut -c1-6), queue $(q 'sum(sesame_hash_queue_depth)'), shed/s $(q 'sum(rate(sesame_login_shed_total[10s]))' | cut -c1-5), alert ${state:-inactive}"
   fi
-  if [ "$state" = firing ]; then fired=$i; break; fi
+  if [ "$state" = firing ]; then fired=$t; break; fi
 done
-kill "$DRIVE_PID" 2>/dev/null || true; wait "$DRIVE_PID" 2>/dev/null || true
-[ -n "$fired" ] || die "E2ESesameLoginLatencyFastBurn did not fire within 70s of logins turning slow"
+kill -TERM "$DRIVE_PID" 2>/dev/null || true; wait "$DRIVE_PID" 2>/dev/null || true
+say "  load: $(cat "$TMP/drive.out")"
+[ -n "$fired" ] || die "E2ESesameLoginLatencyFastBurn did not fire within 90s of logins turning slow"
 say "E2ESesameLoginLatencyFastBurn fired ${fired}s after logins turned slow"
 
 slow_sli=$(q "$SLI")
 real_sli=$(q '1 - job:sesame_login_slow:ratio_rate5m')
 p99=$(q 'job:sesame_login_duration_seconds:p99_rate5m')
-say "slow: latency SLI over 1m = $slow_sli; real rule (5m window) = $real_sli; p99 (5m) = ${p99}s"
+say "slow: latency SLI over 2m = $slow_sli; real rule (5m window) = $real_sli; p99 (5m) = ${p99}s"
 python3 -c "import sys; sys.exit(0 if float('$slow_sli') < 0.99 and float('$real_sli') < float('$healthy_sli') else 1)" \
-  || die "the latency SLI did not drop (1m: $healthy_sli -> $slow_sli, 5m: $real_sli)"
+  || die "the latency SLI did not drop (2m: $healthy_sli -> $slow_sli, 5m: $real_sli)"
 # The alert as Prometheus reports it, annotations and all.
 curl -sf "$PROM_URL/api/v1/alerts" | python3 -c '
 import json, sys
