@@ -11,6 +11,20 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
+/// The stores of the test database `db_url` names (a fresh SQLite file per
+/// test). tests/api_mysql.rs includes this file as a module and defines its
+/// own `test_stores` (MariaDB primary + replica + Redis), so every case here
+/// runs on both backends: reach stores only through `crate::test_stores`.
+#[allow(dead_code)]
+async fn test_stores(db_url: String) -> sesame_storage::Stores {
+    sesame_storage::open(&StorageConfig {
+        database_url: db_url,
+        ..StorageConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 const CHEAP: HashParams = HashParams {
     m_cost: 256,
     t_cost: 1,
@@ -56,12 +70,7 @@ impl TestServer {
 
     async fn start_in(dir: tempfile::TempDir, db_url: String, config: ServerConfig) -> Self {
         let events = config.event_log.clone().unwrap();
-        let stores = sesame_storage::open(&StorageConfig {
-            database_url: db_url,
-            ..StorageConfig::default()
-        })
-        .await
-        .unwrap();
+        let stores = crate::test_stores(db_url).await;
         let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -432,12 +441,7 @@ async fn old_hash_parameters_are_upgraded_on_login() {
 
 /// The stored hash of the only user, read through the storage crate.
 async fn stored_hash(url: &str) -> String {
-    let stores = sesame_storage::open(&StorageConfig {
-        database_url: url.to_owned(),
-        ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
+    let stores = crate::test_stores(url.to_owned()).await;
     let users = stores.users.list(None, 10).await.unwrap();
     users[0].password_hash.to_string()
 }

@@ -21,9 +21,13 @@ pub const PENDING: i64 = i64::MAX;
 
 #[async_trait]
 pub trait RecentWrites: Send + Sync + 'static {
-    /// Sets the marker before the write. An error means the write must not
-    /// be attempted (its read-your-writes could not be guaranteed).
-    async fn begin(&self, user: &str) -> Result<(), StoreError>;
+    /// Sets the marker before the write and returns the one it replaced.
+    /// An error means the write must not be attempted (its read-your-writes
+    /// could not be guaranteed).
+    async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError>;
+    /// The write was certainly not made (no connection to the primary):
+    /// puts back the marker `begin` replaced, if this one is still pending.
+    async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError>;
     /// Records the commit time once the primary has the write.
     async fn commit(&self, user: &str, committed_at_ms: i64) -> Result<(), StoreError>;
     /// The marker of this user, if a write is recent: its commit time in ms,
@@ -49,8 +53,19 @@ impl LocalWrites {
 
 #[async_trait]
 impl RecentWrites for LocalWrites {
-    async fn begin(&self, user: &str) -> Result<(), StoreError> {
+    async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError> {
+        let previous = self.cache.get(user);
         self.cache.insert(user.to_owned(), PENDING);
+        Ok(previous)
+    }
+
+    async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError> {
+        if self.cache.get(user) == Some(PENDING) {
+            match previous {
+                Some(v) => self.cache.insert(user.to_owned(), v),
+                None => self.cache.invalidate(user),
+            }
+        }
         Ok(())
     }
 

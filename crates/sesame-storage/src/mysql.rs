@@ -22,7 +22,8 @@ use sesame_domain::{
     DbRole, NewUser, Session, SessionStore, StoreError, TokenHash, UserRecord, UserStore, Username,
 };
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::Row;
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, Row};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -207,6 +208,15 @@ fn map_err(server: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
+fn primary_error(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(format!(
+            "primary {m}; registration and password changes are refused until it is back"
+        )),
+        other => other,
+    }
+}
+
 /// Runs one database call with a deadline.
 async fn bounded<T>(
     server: &str,
@@ -340,7 +350,7 @@ impl MySqlStore {
         &self.inner.settings
     }
 
-    /// Runs a write on the primary with a deadline.
+    /// Runs a call on the primary with a deadline.
     async fn on_primary<T>(
         &self,
         op: impl Future<Output = Result<T, sqlx::Error>>,
@@ -348,29 +358,41 @@ impl MySqlStore {
         let i = &self.inner;
         bounded(&i.primary_name, i.settings.timeout, op)
             .await
-            .map_err(|e| match e {
-                StoreError::Unavailable(m) => StoreError::Unavailable(format!(
-                    "{m}; registration and password changes are refused until the primary is back"
-                )),
-                other => other,
-            })
+            .map_err(primary_error)
     }
 
-    /// A write to `user`'s row, bracketed by its recent-write marker.
-    async fn write<T>(
-        &self,
-        user: &str,
-        op: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        self.inner.markers.begin(user).await.map_err(|e| {
+    /// A write to `user`'s row on the primary, bracketed by the user's
+    /// recent-write marker. `op` gets a connection; if none can be had the
+    /// write was certainly not made, and the marker is put back.
+    async fn write<T, F, Fut>(&self, user: &str, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(PoolConnection<MySql>) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let i = &self.inner;
+        let previous = i.markers.begin(user).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot mark the write for read-your-writes, so it was not made: {e}"
             ))
         })?;
-        let done = op.await?;
-        if let Err(e) = self.inner.markers.commit(user, now_ms()).await {
-            // The marker stays PENDING until it expires: the user's reads
-            // stay on the primary, which is safe.
+        let deadline = Instant::now() + i.settings.timeout;
+        let conn = match bounded(&i.primary_name, i.settings.timeout, i.primary.acquire()).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                if let Err(e) = i.markers.abort(user, previous).await {
+                    tracing::warn!(error = %e, "could not put a recent-write marker back");
+                }
+                return Err(primary_error(e));
+            }
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // From here on a failure may or may not have committed: the marker
+        // stays PENDING until it expires, keeping the user's reads on the
+        // primary.
+        let done = bounded(&i.primary_name, left, op(conn))
+            .await
+            .map_err(primary_error)?;
+        if let Err(e) = i.markers.commit(user, now_ms()).await {
             tracing::warn!(error = %e, "could not stamp a recent-write marker");
         }
         Ok(done)
@@ -587,20 +609,18 @@ impl UserStore for MySqlStore {
     }
 
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
-        let pool = &self.inner.primary;
         let now = to_ms(user.created_at);
+        let (name, hash) = (user.username.as_str(), user.password_hash.as_str());
         let id = self
-            .write(user.username.as_str(), async {
-                self.on_primary(
-                    sqlx::query(
-                        "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?)",
-                    )
-                    .bind(user.username.as_str())
-                    .bind(&user.password_hash)
-                    .bind(now)
-                    .bind(now)
-                    .execute(pool),
+            .write(name, |mut conn| async move {
+                sqlx::query(
+                    "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?)",
                 )
+                .bind(name)
+                .bind(hash)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *conn)
                 .await
                 .map(|done| done.last_insert_id() as i64)
             })
@@ -645,18 +665,16 @@ impl UserStore for MySqlStore {
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let user = self.username_of(user_id).await?;
-        let pool = &self.inner.primary;
+        let changed = to_ms(changed_at);
         let done = self
-            .write(&user, async {
-                self.on_primary(
-                    sqlx::query(
-                        "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                    )
-                    .bind(password_hash)
-                    .bind(to_ms(changed_at))
-                    .bind(user_id)
-                    .execute(pool),
+            .write(&user, |mut conn| async move {
+                sqlx::query(
+                    "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                 )
+                .bind(password_hash)
+                .bind(changed)
+                .bind(user_id)
+                .execute(&mut *conn)
                 .await
             })
             .await?;
@@ -673,31 +691,26 @@ impl UserStore for MySqlStore {
         new_hash: &str,
     ) -> Result<(), StoreError> {
         let user = self.username_of(user_id).await?;
-        let pool = &self.inner.primary;
-        self.write(&user, async {
-            self.on_primary(
-                sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
-                    .bind(new_hash)
-                    .bind(user_id)
-                    .bind(old_hash)
-                    .execute(pool),
-            )
-            .await
+        self.write(&user, |mut conn| async move {
+            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
+                .bind(new_hash)
+                .bind(user_id)
+                .bind(old_hash)
+                .execute(&mut *conn)
+                .await
         })
         .await?;
         Ok(())
     }
 
     async fn remove(&self, username: &Username) -> Result<(), StoreError> {
-        let pool = &self.inner.primary;
+        let name = username.as_str();
         let done = self
-            .write(username.as_str(), async {
-                self.on_primary(
-                    sqlx::query("DELETE FROM users WHERE username = ?")
-                        .bind(username.as_str())
-                        .execute(pool),
-                )
-                .await
+            .write(name, |mut conn| async move {
+                sqlx::query("DELETE FROM users WHERE username = ?")
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await
             })
             .await?;
         if done.rows_affected() == 0 {

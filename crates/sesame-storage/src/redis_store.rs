@@ -255,11 +255,28 @@ impl SessionStore for RedisSessions {
 pub struct RedisWrites {
     redis: RedisConn,
     ttl: Duration,
+    abort: Script,
 }
+
+// KEYS: marker; ARGV: pending value, previous value ('' for none), ttl ms.
+const ABORT_MARKER: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+end
+return 1
+";
 
 impl RedisWrites {
     pub fn new(redis: RedisConn, ttl: Duration) -> Self {
-        Self { redis, ttl }
+        Self {
+            redis,
+            ttl,
+            abort: Script::new(ABORT_MARKER),
+        }
     }
 
     async fn set(&self, user: &str, value: i64) -> Result<(), StoreError> {
@@ -281,8 +298,40 @@ impl RedisWrites {
 
 #[async_trait]
 impl RecentWrites for RedisWrites {
-    async fn begin(&self, user: &str) -> Result<(), StoreError> {
-        self.set(user, PENDING).await
+    async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError> {
+        let key = self.redis.key("w", user);
+        let ttl = self.ttl.as_millis() as u64;
+        self.redis
+            .run(|mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(PENDING)
+                    .arg("PX")
+                    .arg(ttl)
+                    .arg("GET")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await
+    }
+
+    async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError> {
+        let key = self.redis.key("w", user);
+        let previous = previous.map(|v| v.to_string()).unwrap_or_default();
+        let ttl = self.ttl.as_millis() as u64;
+        let script = &self.abort;
+        self.redis
+            .run(|mut c| async move {
+                script
+                    .key(key)
+                    .arg(PENDING)
+                    .arg(previous)
+                    .arg(ttl)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn commit(&self, user: &str, committed_at_ms: i64) -> Result<(), StoreError> {

@@ -1,0 +1,339 @@
+//! The HTTP API on the production storage: a MariaDB primary with a replica
+//! (real binlog replication) and Redis for sessions and recent-write
+//! markers, all real servers started by the storage crate's test support.
+//!
+//! 1. Every case of tests/api.rs runs here unchanged: that file is included
+//!    as a module and opens its stores through `crate::test_stores`, which
+//!    this file defines for MySQL + replica + Redis.
+//! 2. The cases only this backend has: read-your-writes through a replica
+//!    seconds behind, the primary crashing and hanging (logins go on from
+//!    the replica; registration and password change answer 503
+//!    `unavailable` within a second; recovery without restarting sesame),
+//!    and Redis going away and coming back.
+
+#[path = "../../sesame-storage/tests/support/mod.rs"]
+mod support;
+
+#[path = "api.rs"]
+mod api;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use sesame_domain::{HashParams, LoginSettings, SystemClock};
+use sesame_server::{App, ServerConfig};
+use sesame_storage::{StorageConfig, Stores};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{MariaDb, PrivateRedis, Topology};
+use tokio::sync::oneshot;
+
+/// Stores for the test database `db_url` names (tests/api.rs makes a fresh
+/// SQLite path per test): here, a schema of its own on the shared MariaDB
+/// primary + replica and a Redis namespace of its own. The same name gives
+/// the same schema, as the same path gives the same SQLite file.
+async fn test_stores(db_url: String) -> Stores {
+    static SCHEMAS: Mutex<Option<HashMap<String, StorageConfig>>> = Mutex::new(None);
+    let topology = support::shared().unwrap_or_else(|e| panic!("MariaDB test servers: {e}"));
+    let redis = support::redis_url().unwrap_or_else(|e| panic!("Redis: {e}"));
+    let existing = SCHEMAS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .get(&db_url)
+        .cloned();
+    let config = match existing {
+        Some(config) => config,
+        None => {
+            let schema = topology.schema().unwrap();
+            let config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis));
+            sesame_storage::migrate(&config).await.unwrap();
+            SCHEMAS
+                .lock()
+                .unwrap()
+                .get_or_insert_with(HashMap::new)
+                .insert(db_url, config.clone());
+            config
+        }
+    };
+    sesame_storage::open(&config).await.unwrap()
+}
+
+fn storage_config(
+    primary: &MariaDb,
+    schema: &str,
+    replicas: &[&MariaDb],
+    redis: Option<String>,
+) -> StorageConfig {
+    StorageConfig {
+        database_url: primary.url(schema),
+        replicas: replicas.iter().map(|r| r.url(schema)).collect(),
+        cache_url: redis,
+        cache_namespace: support::namespace(),
+        heartbeat_interval: Duration::from_millis(100),
+        ..StorageConfig::default()
+    }
+}
+
+async fn migrated(config: &StorageConfig) -> Stores {
+    sesame_storage::migrate(config).await.unwrap();
+    sesame_storage::open(config).await.unwrap()
+}
+
+/// A sesame on port 0 over the given stores.
+struct Server {
+    base: String,
+    http: Client,
+    events: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(stores: Stores) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let events = dir.path().join("events.jsonl");
+        let config = ServerConfig {
+            hash_params: HashParams {
+                m_cost: 256,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            hash_workers: 2,
+            login: LoginSettings {
+                latency_budget: Duration::from_secs(5),
+                ..LoginSettings::default()
+            },
+            event_log: Some(events.clone()),
+            cookie_secure: false,
+            instance: "mysql-1".into(),
+            ..ServerConfig::default()
+        };
+        let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = tokio::spawn(app.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            base,
+            http: Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+            events,
+            stop: Some(stop),
+            served,
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn register(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        self.post("/v1/users", json!({"user": user, "password": password})).await
+    }
+
+    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        self.post("/v1/login", json!({"user": user, "password": password})).await
+    }
+
+    async fn change_password(&self, user: &str, old: &str, new: &str) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .put(self.url(&format!("/v1/users/{user}/password")))
+            .json(&json!({"old_password": old, "new_password": new}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn session(&self, token: &str) -> StatusCode {
+        self.http
+            .get(self.url("/v1/session"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn stop(mut self) -> Vec<Value> {
+        self.stop.take().unwrap().send(()).unwrap();
+        self.served.await.unwrap().unwrap();
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn token(body: &Value) -> String {
+    body["session"].as_str().unwrap().to_owned()
+}
+
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn read_your_writes_through_a_replica_seconds_behind() {
+    let topology = require!(support::shared());
+    let delayed = require!(support::shared_delayed());
+    let redis = require!(support::redis_url());
+    let schema = topology.schema().unwrap();
+    let mut config = storage_config(&topology.primary, &schema, &[delayed], Some(redis));
+    // The replica (2-3 s behind) is within the bound: it is read from.
+    config.max_replica_lag = Duration::from_millis(4500);
+    let stores = migrated(&config).await;
+    support::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
+    let mysql = stores.mysql.clone().unwrap();
+    eventually(Duration::from_secs(5), "replica measured and usable", || {
+        let mysql = mysql.clone();
+        async move { mysql.replica_status()[0].usable }
+    })
+    .await;
+    assert!(mysql.replica_status()[0].lag.unwrap() >= Duration::from_millis(1500));
+    let server = Server::start(stores).await;
+
+    // Right after a 201 the user can log in.
+    assert_eq!(server.register("nora", "first-secret-pw").await.0, StatusCode::CREATED);
+    let (status, a) = server.login("nora", "first-secret-pw").await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let (_, b) = server.login("nora", "first-secret-pw").await;
+    // Right after a 204 the old password fails and the sessions are gone.
+    let (status, body) = server.change_password("nora", "first-secret-pw", "second-secret-pw").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(server.login("nora", "first-secret-pw").await.0, StatusCode::UNAUTHORIZED);
+    for s in [&a, &b] {
+        assert_eq!(server.session(&token(s)).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(server.login("nora", "second-secret-pw").await.0, StatusCode::OK);
+    // ...while the replica has not seen the password change yet.
+    let on_replica = delayed
+        .sql(&format!(
+            "SELECT COUNT(*) FROM {schema}.users WHERE username='nora' AND password_changed_at > created_at"
+        ))
+        .unwrap();
+    assert_eq!(on_replica.trim(), "0", "the replica is behind");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
+    // Servers of its own: this test kills them.
+    let topology = require!(Topology::start());
+    let redis = require!(support::redis_url());
+    let schema = topology.schema().unwrap();
+    let mut config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis));
+    config.max_replica_lag = Duration::from_secs(1);
+    let stores = migrated(&config).await;
+    support::wait_for_table(&topology.replica, &schema, "heartbeat", Duration::from_secs(10)).unwrap();
+    let ttl = stores.mysql.as_ref().unwrap().settings().marker_ttl();
+    let server = Server::start(stores).await;
+    assert_eq!(server.register("olga", "violet-meadow-71").await.0, StatusCode::CREATED);
+    assert_eq!(server.register("pete", "amber-harbor-52").await.0, StatusCode::CREATED);
+    let (_, before) = server.login("olga", "violet-meadow-71").await;
+    // Let the markers expire: logins are then served by the replica.
+    tokio::time::sleep(ttl).await;
+
+    // The primary hangs (SIGSTOP).
+    topology.primary.freeze();
+    let t = Instant::now();
+    let (status, body) = server.register("quinn", "silent-forest-28").await;
+    let took = t.elapsed();
+    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    assert!(took < Duration::from_secs(1), "a hung primary answered in {took:?}");
+    assert_eq!(server.login("olga", "violet-meadow-71").await.0, StatusCode::OK);
+    topology.primary.thaw();
+
+    // The primary crashes (kill -9).
+    topology.primary.kill();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let (status, body) = server.login("olga", "violet-meadow-71").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+    assert_eq!(server.login("olga", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.session(&token(&before)).await, StatusCode::OK, "sessions live in Redis");
+    let t = Instant::now();
+    let (status, body) = server.register("quinn", "silent-forest-28").await;
+    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+    let (status, body) = server.change_password("pete", "amber-harbor-52", "copper-lantern-93").await;
+    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Nothing half-done: the old password still works.
+    assert_eq!(server.login("pete", "amber-harbor-52").await.0, StatusCode::OK);
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK, "logins can be served, so still ready");
+
+    // The primary returns: everything works again, sesame untouched.
+    topology.primary.restart().unwrap();
+    let s = &server;
+    eventually(Duration::from_secs(10), "registration works again", || async move {
+        s.register("quinn", "silent-forest-28").await.0 == StatusCode::CREATED
+    })
+    .await;
+    assert_eq!(server.login("quinn", "silent-forest-28").await.0, StatusCode::OK);
+    let (status, body) = server.change_password("pete", "amber-harbor-52", "copper-lantern-93").await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(server.login("pete", "amber-harbor-52").await.0, StatusCode::UNAUTHORIZED);
+
+    let events = server.stop().await;
+    let roles: Vec<&str> = events.iter().filter_map(|e| e["db_role"].as_str()).collect();
+    assert!(roles.contains(&"replica"), "{roles:?}");
+    assert!(roles.contains(&"primary"), "{roles:?}");
+}
+
+#[tokio::test]
+async fn redis_down_sessions_fail_closed_then_recover() {
+    let topology = require!(support::shared());
+    let redis = require!(PrivateRedis::start());
+    let schema = topology.schema().unwrap();
+    let config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis.url()));
+    let server = Server::start(migrated(&config).await).await;
+    assert_eq!(server.register("rita", "golden-valley-64").await.0, StatusCode::CREATED);
+    let (_, login) = server.login("rita", "golden-valley-64").await;
+
+    redis.kill();
+    let t = Instant::now();
+    let (status, body) = server.login("rita", "golden-valley-64").await;
+    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    assert_eq!(server.session(&token(&login)).await, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = server.register("sam", "crimson-tide-37").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+
+    redis.restart().unwrap();
+    let s = &server;
+    eventually(Duration::from_secs(10), "logins work again", || async move {
+        s.login("rita", "golden-valley-64").await.0 == StatusCode::OK
+    })
+    .await;
+    assert_eq!(server.register("sam", "crimson-tide-37").await.0, StatusCode::CREATED);
+    server.stop().await;
+}
