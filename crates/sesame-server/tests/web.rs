@@ -363,6 +363,8 @@ async fn sign_up_sign_in_account_sign_out() {
     let server = TestServer::start().await;
     let mut b = Browser::new(&server);
     assert_eq!(b.get("/account").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&b.get("/login").await), "/");
+    assert_eq!(location(&b.get("/logout").await), "/account");
 
     let token = b.token("/signup").await;
     let mismatch = b
@@ -579,4 +581,21 @@ async fn the_browser_address_comes_from_a_trusted_proxy_only() {
         assert_eq!(server.events()[0]["ip"], expected, "trusted: {trusted}");
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn an_oversized_form_is_refused_with_a_message() {
+    let server = TestServer::start().await;
+    let mut b = Browser::new(&server);
+    let token = b.token("/").await;
+    let huge = "x".repeat(10_000);
+    let r = b
+        .post(
+            "/login",
+            &[("csrf", &token), ("user", "x"), ("password", &huge)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(r.text().await.unwrap().contains("too large"));
+    server.stop().await;
 }

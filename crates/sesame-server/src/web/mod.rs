@@ -17,7 +17,7 @@ mod render;
 use crate::app::AppState;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use std::sync::OnceLock;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -41,7 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(to_sign_in).post(pages::sign_in))
         .route("/signup", get(pages::sign_up_page).post(pages::sign_up))
         .route("/account", get(pages::account_page))
-        .route("/logout", post(pages::sign_out))
+        .route("/logout", get(to_account).post(pages::sign_out))
         .route(
             "/password",
             get(pages::password_page).post(pages::change_password),
@@ -60,6 +60,11 @@ pub fn router() -> Router<AppState> {
 
 async fn to_sign_in() -> Redirect {
     Redirect::to("/")
+}
+
+/// Signing out takes a form post; a typed-in `/logout` shows the button.
+async fn to_account() -> Redirect {
+    Redirect::to("/account")
 }
 
 #[derive(Clone, Copy)]

@@ -31,6 +31,15 @@ const MISMATCH: &str = "The two new passwords do not match.";
 /// focused by the alert).
 const INVALID: &str = r#" aria-invalid="true""#;
 
+/// What to say about a form body that could not be read.
+fn bad_form(rejection: &FormRejection) -> Alert {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Alert::error("The form is too large to send. Please use shorter entries.")
+    } else {
+        Alert::error(BAD_FORM)
+    }
+}
+
 fn secure(state: &AppState) -> bool {
     state.config.cookie_secure
 }
@@ -169,7 +178,7 @@ pub async fn sign_in(
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = sign_in_view(&headers, &csrf, "", Some(Alert::error(BAD_FORM)), false);
+            let page = sign_in_view(&headers, &csrf, "", Some(bad_form(&rejection)), false);
             return respond(rejection.status(), &page, &csrf);
         }
     };
@@ -301,7 +310,7 @@ pub async fn sign_up(
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = sign_up_view(&headers, &csrf, "", Some(Alert::error(BAD_FORM)), None);
+            let page = sign_up_view(&headers, &csrf, "", Some(bad_form(&rejection)), None);
             return respond(rejection.status(), &page, &csrf);
         }
     };
@@ -541,7 +550,7 @@ pub async fn change_password(
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = password_view(&headers, &csrf, user, Some(Alert::error(BAD_FORM)), None);
+            let page = password_view(&headers, &csrf, user, Some(bad_form(&rejection)), None);
             return respond(rejection.status(), &page, &csrf);
         }
     };
