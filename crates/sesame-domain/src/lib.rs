@@ -19,7 +19,9 @@ pub use hashing::{HashParams, PasswordHasher};
 pub use login::{AuthError, Issued, LoginOutcome, LoginService, LoginSettings, StageTimings};
 pub use password::{Password, PasswordError, PasswordPolicy};
 pub use pool::{HashPool, PoolError, PoolStats};
-pub use ratelimit::{InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter, Rate};
+pub use ratelimit::{
+    InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter, Rate,
+};
 pub use session::{Session, SessionToken, TokenHash};
 pub use store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
 pub use username::{Username, UsernameError};

@@ -5,7 +5,9 @@
 use crate::clock::Clock;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
-use crate::ratelimit::{InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter};
+use crate::ratelimit::{
+    InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter,
+};
 use crate::session::{Session, SessionToken};
 use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserStore};
 use crate::username::Username;
@@ -24,7 +26,10 @@ pub enum AuthError {
     #[error("{0}")]
     WeakPassword(PasswordError),
     #[error("too many attempts; retry after {retry_after:?}")]
-    RateLimited { scope: LimitScope, retry_after: Duration },
+    RateLimited {
+        scope: LimitScope,
+        retry_after: Duration,
+    },
     #[error("too many logins in progress; retry after {retry_after:?}")]
     Overloaded { retry_after: Duration },
     #[error("{0}")]
@@ -142,7 +147,11 @@ impl LoginService {
             .hash(SessionToken::generate().as_str().as_bytes())
             .map_err(|e| AuthError::Internal(e.to_string()))?
             .into();
-        let limiter = LoginLimiter::new(Arc::new(InMemoryLimits::default()), clock.clone(), settings.limits.clone());
+        let limiter = LoginLimiter::new(
+            Arc::new(InMemoryLimits::default()),
+            clock.clone(),
+            settings.limits.clone(),
+        );
         Ok(Self {
             users,
             sessions,
@@ -275,7 +284,12 @@ impl LoginService {
     }
 
     /// Registers a new user; `ip` (absent for operators) is rate limited.
-    pub async fn register(&self, username: &Username, password: Password, ip: Option<IpAddr>) -> Result<(), AuthError> {
+    pub async fn register(
+        &self,
+        username: &Username,
+        password: Password,
+        ip: Option<IpAddr>,
+    ) -> Result<(), AuthError> {
         if let Some(ip) = ip {
             self.limiter.admit_address(ip).await?;
         }

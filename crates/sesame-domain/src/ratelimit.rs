@@ -65,7 +65,13 @@ pub enum Decision {
 #[async_trait]
 pub trait LimitStore: Send + Sync + 'static {
     /// GCRA: if `consume`, counts one event when allowed; otherwise only looks.
-    async fn check(&self, key: &str, rate: Rate, now_ms: i64, consume: bool) -> Result<Decision, LimitError>;
+    async fn check(
+        &self,
+        key: &str,
+        rate: Rate,
+        now_ms: i64,
+        consume: bool,
+    ) -> Result<Decision, LimitError>;
     /// Counts one event whether or not it is within the rate (failures
     /// happened; they must push the next allowed time further out).
     async fn charge(&self, key: &str, rate: Rate, now_ms: i64) -> Result<(), LimitError>;
@@ -147,7 +153,11 @@ pub struct Limited {
 
 impl LoginLimiter {
     pub fn new(store: Arc<dyn LimitStore>, clock: Arc<dyn Clock>, settings: LimitSettings) -> Self {
-        Self { store, clock, settings }
+        Self {
+            store,
+            clock,
+            settings,
+        }
     }
 
     fn now_ms(&self) -> i64 {
@@ -175,10 +185,19 @@ impl LoginLimiter {
         refuse_if_denied(decision, LimitScope::User)?;
         let decision = self
             .store
-            .check(&account_key(user), self.settings.per_account_failures, now, false)
+            .check(
+                &account_key(user),
+                self.settings.per_account_failures,
+                now,
+                false,
+            )
             .await;
         if let Err(limited) = refuse_if_denied(decision, LimitScope::User) {
-            let known = self.store.remembers(&known_key(user, ip), now).await.unwrap_or(false);
+            let known = self
+                .store
+                .remembers(&known_key(user, ip), now)
+                .await
+                .unwrap_or(false);
             if !known {
                 return Err(limited);
             }
@@ -196,7 +215,11 @@ impl LoginLimiter {
         } else {
             let pair = self
                 .store
-                .charge(&pair_key(user, ip), self.settings.per_account_ip_failures, now)
+                .charge(
+                    &pair_key(user, ip),
+                    self.settings.per_account_ip_failures,
+                    now,
+                )
                 .await;
             let account = self
                 .store
@@ -212,7 +235,10 @@ impl LoginLimiter {
 
 /// Fails open when the store is down: logins must not stop because the
 /// limiter's cache did (the hash pool's admission control still bounds load).
-fn refuse_if_denied(decision: Result<Decision, LimitError>, scope: LimitScope) -> Result<(), Limited> {
+fn refuse_if_denied(
+    decision: Result<Decision, LimitError>,
+    scope: LimitScope,
+) -> Result<(), Limited> {
     match decision {
         Ok(Decision::Deny { retry_after }) => Err(Limited { scope, retry_after }),
         Ok(Decision::Allow) => Ok(()),
@@ -293,7 +319,13 @@ impl Default for InMemoryLimits {
 
 #[async_trait]
 impl LimitStore for InMemoryLimits {
-    async fn check(&self, key: &str, rate: Rate, now_ms: i64, consume: bool) -> Result<Decision, LimitError> {
+    async fn check(
+        &self,
+        key: &str,
+        rate: Rate,
+        now_ms: i64,
+        consume: bool,
+    ) -> Result<Decision, LimitError> {
         let mut map = self.shard(key).lock().expect("limiter shard");
         let (decision, next) = gcra(map.get(key).copied(), rate, now_ms, consume);
         if let Some(next) = next {
@@ -328,8 +360,11 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn limiter(settings: LimitSettings) -> (LoginLimiter, Arc<ManualClock>) {
-        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap()));
-        let limiter = LoginLimiter::new(Arc::new(InMemoryLimits::new(1024)), clock.clone(), settings);
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap(),
+        ));
+        let limiter =
+            LoginLimiter::new(Arc::new(InMemoryLimits::new(1024)), clock.clone(), settings);
         (limiter, clock)
     }
 
@@ -347,7 +382,12 @@ mod tests {
             tat = next;
         }
         let (d, _) = gcra(tat, rate, 0, true);
-        assert_eq!(d, Decision::Deny { retry_after: Duration::from_millis(100) });
+        assert_eq!(
+            d,
+            Decision::Deny {
+                retry_after: Duration::from_millis(100)
+            }
+        );
         let (d, _) = gcra(tat, rate, 100, true);
         assert_eq!(d, Decision::Allow);
     }
@@ -365,7 +405,11 @@ mod tests {
         // Others are unaffected.
         assert!(limiter.admit_login(&user, ip("203.0.113.1")).await.is_ok());
         clock.advance(chrono::Duration::seconds(1));
-        assert_eq!(futures_count(&limiter, &user, attacker, 100).await, 5, "refills at the rate");
+        assert_eq!(
+            futures_count(&limiter, &user, attacker, 100).await,
+            5,
+            "refills at the rate"
+        );
     }
 
     async fn futures_count(limiter: &LoginLimiter, user: &Username, ip: IpAddr, n: usize) -> usize {
@@ -389,9 +433,14 @@ mod tests {
         }
         let refused = limiter.admit_login(&user, guesser).await.unwrap_err();
         assert_eq!(refused.scope, LimitScope::User);
-        assert!(refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(12));
+        assert!(
+            refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(12)
+        );
         clock.advance(chrono::Duration::seconds(13));
-        assert!(limiter.admit_login(&user, guesser).await.is_ok(), "one more try after the wait");
+        assert!(
+            limiter.admit_login(&user, guesser).await.is_ok(),
+            "one more try after the wait"
+        );
     }
 
     #[tokio::test]
@@ -409,8 +458,14 @@ mod tests {
             }
         }
         let stranger = ip("192.0.2.99");
-        assert!(limiter.admit_login(&user, stranger).await.is_err(), "new addresses are slowed down");
-        assert!(limiter.admit_login(&user, home).await.is_ok(), "bob's own address still gets in");
+        assert!(
+            limiter.admit_login(&user, stranger).await.is_err(),
+            "new addresses are slowed down"
+        );
+        assert!(
+            limiter.admit_login(&user, home).await.is_ok(),
+            "bob's own address still gets in"
+        );
     }
 
     #[tokio::test]
@@ -420,8 +475,14 @@ mod tests {
             ..LimitSettings::default()
         });
         assert!(limiter.admit_address(ip("2001:db8:1:2::1")).await.is_ok());
-        assert!(limiter.admit_address(ip("2001:db8:1:2::ffff")).await.is_ok());
-        assert!(limiter.admit_address(ip("2001:db8:1:2:abcd::1")).await.is_err());
+        assert!(limiter
+            .admit_address(ip("2001:db8:1:2::ffff"))
+            .await
+            .is_ok());
+        assert!(limiter
+            .admit_address(ip("2001:db8:1:2:abcd::1"))
+            .await
+            .is_err());
         assert!(limiter.admit_address(ip("2001:db8:1:3::1")).await.is_ok());
     }
 
@@ -429,7 +490,10 @@ mod tests {
     async fn memory_stays_bounded() {
         let store = InMemoryLimits::new(SHARDS * 16);
         for i in 0..10_000 {
-            store.check(&format!("ip:{i}"), Rate::per_second(1.0, 1), 0, true).await.unwrap();
+            store
+                .check(&format!("ip:{i}"), Rate::per_second(1.0, 1), 0, true)
+                .await
+                .unwrap();
         }
         let total: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(total <= SHARDS * 16, "{total}");

@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod eventlog;
 mod extract;
+mod metrics;
 mod openapi;
 mod routes;
 mod web;

@@ -23,8 +23,9 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// The service's routes; `/metrics` among them unless it has its own listener.
+pub fn router(state: AppState, with_metrics: bool) -> Router {
+    let mut router = Router::new()
         .merge(crate::web::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -32,7 +33,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users", post(users::register))
         .route("/v1/users/{user}/password", put(users::change_password))
         .route("/v1/login", post(login::login))
-        .route("/v1/session", get(session::current).delete(session::logout))
+        .route("/v1/session", get(session::current).delete(session::logout));
+    if with_metrics {
+        router = router.route("/metrics", get(health::metrics));
+    }
+    router
+        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
@@ -43,4 +49,9 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// `/metrics` alone, for a separate metrics listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(health::metrics)).with_state(state)
 }
