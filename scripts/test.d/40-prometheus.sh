@@ -282,8 +282,9 @@ SLI='1 - e2e_job:sesame_login_slow:ratio_rate1h'   # the 2m window, compressed f
 healthy_sli=$(q "$SLI")
 say "healthy: latency SLI over the last 2m (compressed 1h) = ${healthy_sli:-none}"
 [ -n "$healthy_sli" ] || die "Prometheus has no latency SLI: are logins scraped?"
-python3 -c "import sys; sys.exit(0 if float('$healthy_sli') >= 0.99 else 1)" \
-  || die "latency SLI is $healthy_sli while logins are fast (want >= 0.99)"
+# (0.95, not 0.99: a crowded CI box may make one or two cheap logins slow.)
+python3 -c "import sys; sys.exit(0 if float('$healthy_sli') >= 0.95 else 1)" \
+  || die "latency SLI is $healthy_sli while logins are fast (want >= 0.95)"
 state=$(alert_state E2ESesameLoginLatencyFastBurn)
 [ -z "$state" ] || die "the short-window fast-burn alert is $state while logins are fast"
 say "healthy: E2ESesameLoginLatencyFastBurn quiet"
