@@ -38,10 +38,11 @@ export async function startSesame(name, extraArgs = []) {
     '--database', `sqlite:${join(dir, 'sesame.db')}`,
     '--hash-m-cost', '256',
     '--hash-t-cost', '1',
-    '--cookie-secure', 'false',
     '--event-log', join(artifacts, `events-${name}.jsonl`),
     ...extraArgs,
   ];
+  // Plain HTTP: cookies without Secure, unless a test asks for them.
+  if (!args.includes('--cookie-secure')) args.push('--cookie-secure', 'false');
   const child = spawn(bin, args, { stdio: ['ignore', log, log], env: { ...process.env, RUST_LOG: 'info' } });
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise((ok) => child.once('exit', (code) => ok(code)));

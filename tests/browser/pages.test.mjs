@@ -1,6 +1,7 @@
 // sesame's pages in headless Chromium: create an account, sign in, the
 // signed-in page, sign out, password change, the messages for a wrong
-// password, rate limiting and overload, CSRF refusals, the security
+// password, rate limiting and overload, CSRF refusals, production (Secure)
+// cookies, the security
 // headers, keyboard focus and a phone-sized screen.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -196,6 +197,34 @@ describe('account life cycle', () => {
     await signIn(page, sesame.url, user, 'a completely new passphrase');
     await page.waitForURL(`${sesame.url}/account`);
     await page.context().close();
+  });
+});
+
+describe('production cookies', () => {
+  test('Secure and __Host- cookies work on a secure origin', async () => {
+    // Chromium counts http://localhost as a secure context, so the cookies
+    // sesame sets in production (Secure, __Host-sesame_csrf) can be tried
+    // without TLS.
+    const secure = await startSesame('secure', ['--cookie-secure', 'true']);
+    const base = secure.url.replace('127.0.0.1', 'localhost');
+    try {
+      const page = await newPage(browser);
+      const user = newUser('heidi');
+      await signUp(page, base, user);
+      await signIn(page, base, user, PASSWORD);
+      await page.waitForURL(`${base}/account`);
+      const cookies = await page.context().cookies();
+      const csrf = cookies.find((c) => c.name === '__Host-sesame_csrf');
+      const session = cookies.find((c) => c.name === 'sesame_session');
+      assert.ok(csrf?.secure && csrf.httpOnly, 'CSRF cookie: __Host-, Secure, HttpOnly');
+      assert.ok(session?.secure && session.httpOnly && session.sameSite === 'Lax', 'session cookie');
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.waitForURL(/notice=signed_out/);
+      assert.equal((await page.context().cookies()).find((c) => c.name === 'sesame_session'), undefined);
+      await page.context().close();
+    } finally {
+      await secure.stop();
+    }
   });
 });
 
