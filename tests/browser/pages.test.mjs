@@ -1,8 +1,7 @@
 // sesame's pages in headless Chromium: create an account, sign in, the
 // signed-in page, sign out, password change, the messages for a wrong
 // password, rate limiting and overload, CSRF refusals, production (Secure)
-// cookies, the security
-// headers, keyboard focus and a phone-sized screen.
+// cookies, the security headers, keyboard focus and a phone-sized screen.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
