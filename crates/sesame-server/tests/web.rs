@@ -481,6 +481,14 @@ async fn password_change_signs_out_everywhere() {
             .status(),
         StatusCode::SEE_OTHER
     );
+    // The same user on another device.
+    let mut other = Browser::new(&server);
+    assert_eq!(
+        sign_in(&mut other, "erin", "correct horse battery")
+            .await
+            .status(),
+        StatusCode::SEE_OTHER
+    );
     let token = b.token("/password").await;
     let wrong = b
         .post(
@@ -513,6 +521,17 @@ async fn password_change_signs_out_everywhere() {
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&changed), "/?notice=password_changed&user=erin");
     assert_eq!(b.get("/account").await.status(), StatusCode::SEE_OTHER);
+    // The other device is signed out too, and told so.
+    let ended = other.get("/account").await;
+    assert_eq!(location(&ended), "/?notice=session_ended");
+    assert!(!other.jar.contains_key("sesame_session"));
+    let html = other
+        .get("/?notice=session_ended")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Your session has ended"), "{html}");
     assert_eq!(
         sign_in(&mut b, "erin", "correct horse battery")
             .await

@@ -93,6 +93,16 @@ async fn current_session(
         .map(|session| (token, session)))
 }
 
+/// Back to sign-in from a page that needs a session: saying so, and making
+/// the browser forget the cookie, when the one it sent has ended.
+fn to_sign_in(state: &AppState, headers: &HeaderMap) -> Response {
+    if cookies::session(headers).is_some() {
+        see_other("/?notice=session_ended", [cookies::clear_session(state)])
+    } else {
+        see_other("/", [])
+    }
+}
+
 async fn failure_of(e: ApiError) -> Failure {
     Failure::read(e.into_response()).await
 }
@@ -155,6 +165,9 @@ pub async fn sign_in_page(
             "Your account is ready. Sign in with your new password.",
         )),
         Some("signed_out") => Some(Alert::notice("You have signed out.")),
+        Some("session_ended") => Some(Alert::notice(
+            "Your session has ended. Please sign in again.",
+        )),
         Some("password_changed") => Some(Alert::notice(
             "Your password was changed and you were signed out everywhere. \
              Sign in with your new password.",
@@ -431,7 +444,7 @@ pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> 
             let page = account_view(&headers, &csrf, &session, None);
             respond(StatusCode::OK, &page, &csrf)
         }
-        Ok(None) => see_other("/", []),
+        Ok(None) => to_sign_in(&state, &headers),
         Err(e) => unavailable(&csrf, e),
     }
 }
@@ -526,7 +539,7 @@ pub async fn password_page(State(state): State<AppState>, headers: HeaderMap) ->
             let page = password_view(&headers, &csrf, &session.username, None, None);
             respond(StatusCode::OK, &page, &csrf)
         }
-        Ok(None) => see_other("/", []),
+        Ok(None) => to_sign_in(&state, &headers),
         Err(e) => unavailable(&csrf, e),
     }
 }
@@ -543,7 +556,7 @@ pub async fn change_password(
     let csrf = Csrf::for_request(&headers, secure(&state));
     let session = match current_session(&state, &headers).await {
         Ok(Some((_, session))) => session,
-        Ok(None) => return see_other("/", []),
+        Ok(None) => return to_sign_in(&state, &headers),
         Err(e) => return unavailable(&csrf, e),
     };
     let user = session.username.as_str();
