@@ -331,6 +331,17 @@ for a in json.load(sys.stdin)["data"]["alerts"]:
     if a["labels"]["alertname"] == "E2ESesameLoginLatencyFastBurn":
         print("prometheus:   " + a["state"] + " " + json.dumps(a["labels"]) + "\nprometheus:   " + a["annotations"]["description"][:160] + "...")'
 
+# Every rule, the real ones included, evaluates without error on real data
+# (no many-to-many matches, no type errors).
+curl -sf "$PROM_URL/api/v1/rules" | python3 -c '
+import json, sys
+groups = json.load(sys.stdin)["data"]["groups"]
+rules = [r for g in groups for r in g["rules"]]
+bad = ["%s: %s" % (r.get("name"), r.get("lastError")) for r in rules if r.get("health") != "ok"]
+print(f"prometheus: {len(rules)} rules in {len(groups)} groups evaluated, {len(bad)} with errors")
+for b in bad: print("prometheus:   " + b, file=sys.stderr)
+sys.exit(1 if bad or len(rules) < 40 else 0)' || die "rules fail to evaluate in Prometheus"
+
 say "dashboard queries against the live Prometheus"
 python3 deploy/grafana/check_dashboard.py deploy/grafana/sesame.json --prometheus "$PROM_URL" \
   --require-data "Login latency heatmap" "Stage breakdown: mean time per login" "Hash queue depth" \
