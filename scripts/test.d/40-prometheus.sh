@@ -142,16 +142,17 @@ wait_http "$PROM_URL/-/ready" Prometheus
 
 # q EXPR: the first sample's value of an instant query ("" when empty).
 q() {
-  curl -sf "$PROM_URL/api/v1/query" --data-urlencode "query=$1" | python3 -c '
+  { curl -sf "$PROM_URL/api/v1/query" --data-urlencode "query=$1" || echo '{}'; } | python3 -c '
 import json, sys
-r = json.load(sys.stdin)["data"]["result"]
+r = json.load(sys.stdin).get("data", {}).get("result", [])
 print(r[0]["value"][1] if r else "")'
 }
 # alert_state NAME: firing, pending or "" (inactive).
 alert_state() {
-  curl -sf "$PROM_URL/api/v1/alerts" | python3 -c '
+  { curl -sf "$PROM_URL/api/v1/alerts" || echo '{}'; } | python3 -c '
 import json, sys
-states = [a["state"] for a in json.load(sys.stdin)["data"]["alerts"] if a["labels"]["alertname"] == sys.argv[1]]
+alerts = json.load(sys.stdin).get("data", {}).get("alerts", [])
+states = [a["state"] for a in alerts if a["labels"]["alertname"] == sys.argv[1]]
 print("firing" if "firing" in states else (states[0] if states else ""))' "$1"
 }
 
