@@ -29,6 +29,18 @@ if [ "${1:-}" != live ]; then
   promtool check config deploy/prometheus/prometheus.yml >/dev/null
   say "promtool test rules"
   promtool test rules deploy/prometheus/tests/*.yml
+  # Every alert has a case where it fires and one where it stays quiet.
+  python3 - deploy/prometheus/rules/*.yml -- deploy/prometheus/tests/*.yml <<'EOF' || die "alerts without unit tests"
+import re, sys
+i = sys.argv.index("--")
+alerts = [a for f in sys.argv[1:i] for a in re.findall(r"^\s*- alert: (\S+)", open(f).read(), re.M)]
+cases = [m for f in sys.argv[i + 1:] for m in re.findall(r"alertname: (\S+)\s+exp_alerts:(\s*\[\])?", open(f).read())]
+missing = [f"{a} ({'fires' if k else 'stays quiet'})" for a in alerts for k in (True, False)
+           if not any(n == a and (not q) == k for n, q in cases)]
+for m in missing: print(f"prometheus: no unit test where {m}", file=sys.stderr)
+print(f"prometheus: {len(alerts)} alerts, each tested firing and quiet" if not missing else "", end="\n" if not missing else "")
+sys.exit(1 if missing else 0)
+EOF
   say "dashboard"
   python3 deploy/grafana/check_dashboard.py --promtool deploy/grafana/sesame.json
 fi
