@@ -46,7 +46,12 @@ async fn test_stores(db_url: String) -> Stores {
         Some(config) => config,
         None => {
             let schema = topology.schema().unwrap();
-            let config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis));
+            let config = storage_config(
+                &topology.primary,
+                &schema,
+                &[&topology.replica],
+                Some(redis),
+            );
             sesame_storage::migrate(&config).await.unwrap();
             SCHEMAS
                 .lock()
@@ -119,7 +124,10 @@ impl Server {
         }));
         Self {
             base,
-            http: Client::builder().timeout(Duration::from_secs(10)).build().unwrap(),
+            http: Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
             events,
             stop: Some(stop),
             served,
@@ -132,17 +140,25 @@ impl Server {
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     async fn register(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.post("/v1/users", json!({"user": user, "password": password})).await
+        self.post("/v1/users", json!({"user": user, "password": password}))
+            .await
     }
 
     async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.post("/v1/login", json!({"user": user, "password": password})).await
+        self.post("/v1/login", json!({"user": user, "password": password}))
+            .await
     }
 
     async fn change_password(&self, user: &str, old: &str, new: &str) -> (StatusCode, Value) {
@@ -210,27 +226,42 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
     let stores = migrated(&config).await;
     support::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
     let mysql = stores.mysql.clone().unwrap();
-    eventually(Duration::from_secs(5), "replica measured and usable", || {
-        let mysql = mysql.clone();
-        async move { mysql.replica_status()[0].usable }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "replica measured and usable",
+        || {
+            let mysql = mysql.clone();
+            async move { mysql.replica_status()[0].usable }
+        },
+    )
     .await;
     assert!(mysql.replica_status()[0].lag.unwrap() >= Duration::from_millis(1500));
     let server = Server::start(stores).await;
 
     // Right after a 201 the user can log in.
-    assert_eq!(server.register("nora", "first-secret-pw").await.0, StatusCode::CREATED);
+    assert_eq!(
+        server.register("nora", "first-secret-pw").await.0,
+        StatusCode::CREATED
+    );
     let (status, a) = server.login("nora", "first-secret-pw").await;
     assert_eq!(status, StatusCode::OK, "{a}");
     let (_, b) = server.login("nora", "first-secret-pw").await;
     // Right after a 204 the old password fails and the sessions are gone.
-    let (status, body) = server.change_password("nora", "first-secret-pw", "second-secret-pw").await;
+    let (status, body) = server
+        .change_password("nora", "first-secret-pw", "second-secret-pw")
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(server.login("nora", "first-secret-pw").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.login("nora", "first-secret-pw").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     for s in [&a, &b] {
         assert_eq!(server.session(&token(s)).await, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(server.login("nora", "second-secret-pw").await.0, StatusCode::OK);
+    assert_eq!(
+        server.login("nora", "second-secret-pw").await.0,
+        StatusCode::OK
+    );
     // ...while the replica has not seen the password change yet.
     let on_replica = delayed
         .sql(&format!(
@@ -247,14 +278,31 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     let topology = require!(Topology::start());
     let redis = require!(support::redis_url());
     let schema = topology.schema().unwrap();
-    let mut config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis));
+    let mut config = storage_config(
+        &topology.primary,
+        &schema,
+        &[&topology.replica],
+        Some(redis),
+    );
     config.max_replica_lag = Duration::from_secs(1);
     let stores = migrated(&config).await;
-    support::wait_for_table(&topology.replica, &schema, "heartbeat", Duration::from_secs(10)).unwrap();
+    support::wait_for_table(
+        &topology.replica,
+        &schema,
+        "heartbeat",
+        Duration::from_secs(10),
+    )
+    .unwrap();
     let ttl = stores.mysql.as_ref().unwrap().settings().marker_ttl();
     let server = Server::start(stores).await;
-    assert_eq!(server.register("olga", "violet-meadow-71").await.0, StatusCode::CREATED);
-    assert_eq!(server.register("pete", "amber-harbor-52").await.0, StatusCode::CREATED);
+    assert_eq!(
+        server.register("olga", "violet-meadow-71").await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        server.register("pete", "amber-harbor-52").await.0,
+        StatusCode::CREATED
+    );
     let (_, before) = server.login("olga", "violet-meadow-71").await;
     // Let the markers expire: logins are then served by the replica.
     tokio::time::sleep(ttl).await;
@@ -264,9 +312,19 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     let t = Instant::now();
     let (status, body) = server.register("quinn", "silent-forest-28").await;
     let took = t.elapsed();
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
-    assert!(took < Duration::from_secs(1), "a hung primary answered in {took:?}");
-    assert_eq!(server.login("olga", "violet-meadow-71").await.0, StatusCode::OK);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "a hung primary answered in {took:?}"
+    );
+    assert_eq!(
+        server.login("olga", "violet-meadow-71").await.0,
+        StatusCode::OK
+    );
     topology.primary.thaw();
 
     // The primary crashes (kill -9).
@@ -277,34 +335,71 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(t.elapsed() < Duration::from_secs(1));
     }
-    assert_eq!(server.login("olga", "wrong-password").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(server.session(&token(&before)).await, StatusCode::OK, "sessions live in Redis");
+    assert_eq!(
+        server.login("olga", "wrong-password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.session(&token(&before)).await,
+        StatusCode::OK,
+        "sessions live in Redis"
+    );
     let t = Instant::now();
     let (status, body) = server.register("quinn", "silent-forest-28").await;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
     assert!(!body["error"]["message"].as_str().unwrap().is_empty());
-    let (status, body) = server.change_password("pete", "amber-harbor-52", "copper-lantern-93").await;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
+    let (status, body) = server
+        .change_password("pete", "amber-harbor-52", "copper-lantern-93")
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // Nothing half-done: the old password still works.
-    assert_eq!(server.login("pete", "amber-harbor-52").await.0, StatusCode::OK);
+    assert_eq!(
+        server.login("pete", "amber-harbor-52").await.0,
+        StatusCode::OK
+    );
     let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK, "logins can be served, so still ready");
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "logins can be served, so still ready"
+    );
 
     // The primary returns: everything works again, sesame untouched.
     topology.primary.restart().unwrap();
     let s = &server;
-    eventually(Duration::from_secs(10), "registration works again", || async move {
-        s.register("quinn", "silent-forest-28").await.0 == StatusCode::CREATED
-    })
+    eventually(
+        Duration::from_secs(10),
+        "registration works again",
+        || async move { s.register("quinn", "silent-forest-28").await.0 == StatusCode::CREATED },
+    )
     .await;
-    assert_eq!(server.login("quinn", "silent-forest-28").await.0, StatusCode::OK);
-    let (status, body) = server.change_password("pete", "amber-harbor-52", "copper-lantern-93").await;
+    assert_eq!(
+        server.login("quinn", "silent-forest-28").await.0,
+        StatusCode::OK
+    );
+    let (status, body) = server
+        .change_password("pete", "amber-harbor-52", "copper-lantern-93")
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    assert_eq!(server.login("pete", "amber-harbor-52").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.login("pete", "amber-harbor-52").await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
     let events = server.stop().await;
-    let roles: Vec<&str> = events.iter().filter_map(|e| e["db_role"].as_str()).collect();
+    let roles: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["db_role"].as_str())
+        .collect();
     assert!(roles.contains(&"replica"), "{roles:?}");
     assert!(roles.contains(&"primary"), "{roles:?}");
 }
@@ -314,26 +409,46 @@ async fn redis_down_sessions_fail_closed_then_recover() {
     let topology = require!(support::shared());
     let redis = require!(PrivateRedis::start());
     let schema = topology.schema().unwrap();
-    let config = storage_config(&topology.primary, &schema, &[&topology.replica], Some(redis.url()));
+    let config = storage_config(
+        &topology.primary,
+        &schema,
+        &[&topology.replica],
+        Some(redis.url()),
+    );
     let server = Server::start(migrated(&config).await).await;
-    assert_eq!(server.register("rita", "golden-valley-64").await.0, StatusCode::CREATED);
+    assert_eq!(
+        server.register("rita", "golden-valley-64").await.0,
+        StatusCode::CREATED
+    );
     let (_, login) = server.login("rita", "golden-valley-64").await;
 
     redis.kill();
     let t = Instant::now();
     let (status, body) = server.login("rita", "golden-valley-64").await;
-    assert_eq!((status, code(&body)), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{body}");
-    assert_eq!(server.session(&token(&login)).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        "{body}"
+    );
+    assert_eq!(
+        server.session(&token(&login)).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     let (status, _) = server.register("sam", "crimson-tide-37").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 
     redis.restart().unwrap();
     let s = &server;
-    eventually(Duration::from_secs(10), "logins work again", || async move {
-        s.login("rita", "golden-valley-64").await.0 == StatusCode::OK
-    })
+    eventually(
+        Duration::from_secs(10),
+        "logins work again",
+        || async move { s.login("rita", "golden-valley-64").await.0 == StatusCode::OK },
+    )
     .await;
-    assert_eq!(server.register("sam", "crimson-tide-37").await.0, StatusCode::CREATED);
+    assert_eq!(
+        server.register("sam", "crimson-tide-37").await.0,
+        StatusCode::CREATED
+    );
     server.stop().await;
 }

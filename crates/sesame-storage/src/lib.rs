@@ -134,12 +134,18 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
     }
     let redis = match &config.cache_url {
         Some(url) => Some(
-            RedisConn::connect(url, &config.cache_namespace, config.timeout.min(Duration::from_millis(500)))
-                .await
-                .map_err(|e| match e {
-                    StoreError::Unavailable(m) => StoreError::Unavailable(format!("cannot reach the cache: {m}")),
-                    other => other,
-                })?,
+            RedisConn::connect(
+                url,
+                &config.cache_namespace,
+                config.timeout.min(Duration::from_millis(500)),
+            )
+            .await
+            .map_err(|e| match e {
+                StoreError::Unavailable(m) => {
+                    StoreError::Unavailable(format!("cannot reach the cache: {m}"))
+                }
+                other => other,
+            })?,
         ),
         None => None,
     };
@@ -198,7 +204,11 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
 /// the replicas by replication.
 pub async fn migrate(config: &StorageConfig) -> Result<(), StoreError> {
     if config.is_mysql() {
-        return MySqlStore::migrate(&config.database_url, config.timeout.max(Duration::from_secs(5))).await;
+        return MySqlStore::migrate(
+            &config.database_url,
+            config.timeout.max(Duration::from_secs(5)),
+        )
+        .await;
     }
     SqliteStore::open(&config.database_url).await.map(|_| ())
 }
@@ -213,7 +223,10 @@ mod tests {
             redact_url("mysql://sesame:s3cret@db:3306/sesame"),
             "mysql://sesame:***@db:3306/sesame"
         );
-        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(
+            redact_url("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
         assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
         assert_eq!(redact_url("sqlite:sesame.db"), "sqlite:sesame.db");
     }

@@ -244,7 +244,9 @@ fn user_from_row(row: &MySqlRow) -> Result<UserRecord, StoreError> {
     let name = text(row, "username")?;
     let hash = text(row, "password_hash")?;
     Ok(UserRecord {
-        id: row.try_get("id").map_err(|e| StoreError::Other(e.to_string()))?,
+        id: row
+            .try_get("id")
+            .map_err(|e| StoreError::Other(e.to_string()))?,
         username: Username::parse(&name)
             .map_err(|e| StoreError::Other(format!("stored username {name:?}: {e}")))?,
         password_hash: hash.into(),
@@ -436,7 +438,11 @@ impl MySqlStore {
             return usable;
         }
         let start = i.next_replica.fetch_add(1, Ordering::Relaxed) % usable.len();
-        usable[start..].iter().chain(&usable[..start]).copied().collect()
+        usable[start..]
+            .iter()
+            .chain(&usable[..start])
+            .copied()
+            .collect()
     }
 }
 
@@ -444,7 +450,10 @@ impl Inner {
     /// Writes the heartbeat on the primary, reads it on every replica, and
     /// derives each replica's lag.
     async fn tick(&self) {
-        let budget = self.settings.timeout.min(self.settings.heartbeat_interval * 4);
+        let budget = self
+            .settings
+            .timeout
+            .min(self.settings.heartbeat_interval * 4);
         let beat = now_ms();
         let wrote = bounded(
             &self.primary_name,
@@ -834,9 +843,18 @@ mod tests {
 
     #[test]
     fn server_names_hide_credentials_and_databases() {
-        assert_eq!(server_name("mysql://u:secret@db-1:3307/sesame"), "db-1:3307");
-        assert_eq!(server_name("mysql://db-2/sesame?ssl-mode=required"), "db-2:3306");
-        assert_eq!(server_name("mariadb://root@127.0.0.1:4000"), "127.0.0.1:4000");
+        assert_eq!(
+            server_name("mysql://u:secret@db-1:3307/sesame"),
+            "db-1:3307"
+        );
+        assert_eq!(
+            server_name("mysql://db-2/sesame?ssl-mode=required"),
+            "db-2:3306"
+        );
+        assert_eq!(
+            server_name("mariadb://root@127.0.0.1:4000"),
+            "127.0.0.1:4000"
+        );
     }
 
     #[test]

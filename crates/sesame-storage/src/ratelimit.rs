@@ -83,7 +83,7 @@ impl RedisRateLimiter {
         burst: u32,
         cost: u32,
     ) -> Result<RateLimitDecision, StoreError> {
-        if !(per_second > 0.0) || burst == 0 {
+        if !per_second.is_finite() || per_second <= 0.0 || burst == 0 {
             return Err(StoreError::Other(format!(
                 "rate limit needs a positive rate and burst (got {per_second}/s, burst {burst})"
             )));

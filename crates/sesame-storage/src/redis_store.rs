@@ -36,7 +36,11 @@ pub struct RedisConn {
 impl RedisConn {
     /// Connects to `redis://...` (or `rediss://`). Fails if Redis cannot be
     /// reached now, so that a wrong URL is found at start.
-    pub async fn connect(url: &str, namespace: &str, timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        namespace: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
@@ -235,13 +239,7 @@ impl SessionStore for RedisSessions {
         let script = &self.revoke_all;
         let n: i64 = self
             .redis
-            .run(|mut c| async move {
-                script
-                    .key(user_key)
-                    .arg(prefix)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .run(|mut c| async move { script.key(user_key).arg(prefix).invoke_async(&mut c).await })
             .await?;
         Ok(n.max(0) as u64)
     }

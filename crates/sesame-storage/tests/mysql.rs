@@ -24,7 +24,12 @@ fn new_user(name: &str, hash: &str) -> NewUser {
     }
 }
 
-fn config(primary: &MariaDb, schema: &str, replicas: &[&MariaDb], max_lag: Duration) -> StorageConfig {
+fn config(
+    primary: &MariaDb,
+    schema: &str,
+    replicas: &[&MariaDb],
+    max_lag: Duration,
+) -> StorageConfig {
     StorageConfig {
         database_url: primary.url(schema),
         replicas: replicas.iter().map(|r| r.url(schema)).collect(),
@@ -46,8 +51,12 @@ async fn open(
     let schema = topology.schema()?;
     let mut config = config(&topology.primary, &schema, replicas, max_lag);
     config.cache_url = redis;
-    sesame_storage::migrate(&config).await.map_err(|e| e.to_string())?;
-    let stores = sesame_storage::open(&config).await.map_err(|e| e.to_string())?;
+    sesame_storage::migrate(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stores = sesame_storage::open(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok((schema, config, stores))
 }
 
@@ -104,7 +113,10 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
     sesame_storage::migrate(&config).await.unwrap();
     let users = &stores.users;
 
-    let alice = users.create(new_user("Alice", "$argon2id$a")).await.unwrap();
+    let alice = users
+        .create(new_user("Alice", "$argon2id$a"))
+        .await
+        .unwrap();
     assert!(matches!(
         users.create(new_user("alice", "$x")).await,
         Err(StoreError::Conflict)
@@ -115,19 +127,59 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
     assert_eq!(found.id, alice.id);
     assert_eq!(&*found.password_hash, "$argon2id$a");
 
-    users.set_password_hash(alice.id, "$argon2id$b", Utc::now()).await.unwrap();
-    users.upgrade_hash(alice.id, "$argon2id$stale", "$argon2id$c").await.unwrap();
-    assert_eq!(&*users.find_for_login(&user("alice")).await.unwrap().0.unwrap().password_hash, "$argon2id$b");
-    users.upgrade_hash(alice.id, "$argon2id$b", "$argon2id$c").await.unwrap();
-    assert_eq!(&*users.find_for_login(&user("alice")).await.unwrap().0.unwrap().password_hash, "$argon2id$c");
+    users
+        .set_password_hash(alice.id, "$argon2id$b", Utc::now())
+        .await
+        .unwrap();
+    users
+        .upgrade_hash(alice.id, "$argon2id$stale", "$argon2id$c")
+        .await
+        .unwrap();
+    assert_eq!(
+        &*users
+            .find_for_login(&user("alice"))
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .password_hash,
+        "$argon2id$b"
+    );
+    users
+        .upgrade_hash(alice.id, "$argon2id$b", "$argon2id$c")
+        .await
+        .unwrap();
+    assert_eq!(
+        &*users
+            .find_for_login(&user("alice"))
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .password_hash,
+        "$argon2id$c"
+    );
     assert!(matches!(
         users.set_password_hash(999_999, "$x", Utc::now()).await,
         Err(StoreError::NotFound)
     ));
 
-    let batch: Vec<NewUser> = ["carol", "alice", "dave"].iter().map(|n| new_user(n, "$i")).collect();
-    assert_eq!(users.import(&batch).await.unwrap(), 2, "existing names are skipped");
-    let listed: Vec<String> = users.list(None, 10).await.unwrap().iter().map(|u| u.username.to_string()).collect();
+    let batch: Vec<NewUser> = ["carol", "alice", "dave"]
+        .iter()
+        .map(|n| new_user(n, "$i"))
+        .collect();
+    assert_eq!(
+        users.import(&batch).await.unwrap(),
+        2,
+        "existing names are skipped"
+    );
+    let listed: Vec<String> = users
+        .list(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.username.to_string())
+        .collect();
     assert_eq!(listed, ["alice", "carol", "dave"]);
     let page: Vec<String> = users
         .list(Some(&user("alice")), 1)
@@ -149,13 +201,35 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
         expires_at: now + chrono::Duration::hours(1),
     };
     stores.sessions.create(&session).await.unwrap();
-    assert_eq!(stores.sessions.find(&token.hash(), now).await.unwrap().unwrap().user_id, alice.id);
-    assert!(stores.sessions.find(&token.hash(), now + chrono::Duration::hours(2)).await.unwrap().is_none());
+    assert_eq!(
+        stores
+            .sessions
+            .find(&token.hash(), now)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id,
+        alice.id
+    );
+    assert!(stores
+        .sessions
+        .find(&token.hash(), now + chrono::Duration::hours(2))
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(stores.sessions.revoke_all(alice.id).await.unwrap(), 1);
-    assert!(stores.sessions.find(&token.hash(), now).await.unwrap().is_none());
+    assert!(stores
+        .sessions
+        .find(&token.hash(), now)
+        .await
+        .unwrap()
+        .is_none());
 
     users.remove(&user("dave")).await.unwrap();
-    assert!(matches!(users.remove(&user("dave")).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        users.remove(&user("dave")).await,
+        Err(StoreError::NotFound)
+    ));
     stores.users.ready().await.unwrap();
 }
 
@@ -164,25 +238,51 @@ async fn login_lookups_read_a_replica_and_writes_go_to_the_primary() {
     let topology = require!(support::shared());
     let (schema, _, stores) =
         require!(open(topology, &[&topology.replica], Duration::from_secs(5), None).await);
-    support::wait_for_table(&topology.replica, &schema, "heartbeat", Duration::from_secs(10)).unwrap();
+    support::wait_for_table(
+        &topology.replica,
+        &schema,
+        "heartbeat",
+        Duration::from_secs(10),
+    )
+    .unwrap();
     // Imported users carry no recent-write marker: found on the replica as
     // soon as it has them.
-    stores.users.import(&[new_user("erin", "$e")]).await.unwrap();
+    stores
+        .users
+        .import(&[new_user("erin", "$e")])
+        .await
+        .unwrap();
     let users = stores.users.clone();
     eventually(Duration::from_secs(5), "erin read from the replica", || {
         let users = users.clone();
         async move {
-            matches!(users.find_for_login(&user("erin")).await, Ok((Some(_), DbRole::Replica)))
+            matches!(
+                users.find_for_login(&user("erin")).await,
+                Ok((Some(_), DbRole::Replica))
+            )
         }
     })
     .await;
     let status = mysql(&stores).replica_status();
     assert_eq!(status.len(), 1);
     assert!(status[0].up && status[0].usable, "{status:?}");
-    assert!(status[0].lag.unwrap() < Duration::from_secs(2), "{status:?}");
+    assert!(
+        status[0].lag.unwrap() < Duration::from_secs(2),
+        "{status:?}"
+    );
     // A write marks the user: their next lookups go to the primary.
-    let erin = stores.users.find_for_login(&user("erin")).await.unwrap().0.unwrap();
-    stores.users.set_password_hash(erin.id, "$e2", Utc::now()).await.unwrap();
+    let erin = stores
+        .users
+        .find_for_login(&user("erin"))
+        .await
+        .unwrap()
+        .0
+        .unwrap();
+    stores
+        .users
+        .set_password_hash(erin.id, "$e2", Utc::now())
+        .await
+        .unwrap();
     let (found, role) = stores.users.find_for_login(&user("erin")).await.unwrap();
     assert_eq!(role, DbRole::Primary);
     assert_eq!(&*found.unwrap().password_hash, "$e2");
@@ -194,14 +294,31 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
     let delayed = require!(support::shared_delayed());
     let redis = require!(support::redis_url());
     // A lag bound above the replica's delay: the replica is used.
-    let (schema, _, stores) =
-        require!(open(topology, &[delayed], Duration::from_millis(4500), Some(redis)).await);
-    support::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(support::LAG_S as u64 + 10)).unwrap();
+    let (schema, _, stores) = require!(
+        open(
+            topology,
+            &[delayed],
+            Duration::from_millis(4500),
+            Some(redis)
+        )
+        .await
+    );
+    support::wait_for_table(
+        delayed,
+        &schema,
+        "heartbeat",
+        Duration::from_secs(support::LAG_S as u64 + 10),
+    )
+    .unwrap();
     let store = mysql(&stores).clone();
-    eventually(Duration::from_secs(5), "the delayed replica measured", || {
-        let store = store.clone();
-        async move { store.replica_status()[0].usable }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the delayed replica measured",
+        || {
+            let store = store.clone();
+            async move { store.replica_status()[0].usable }
+        },
+    )
     .await;
     let lag = store.replica_status()[0].lag.unwrap();
     let delay = Duration::from_secs(support::LAG_S.into());
@@ -213,7 +330,11 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
 
     // Imported users (no marker) are read from the replica, which does not
     // have them yet: proof that the replica is lagging and is being used.
-    stores.users.import(&[new_user("frank", "$f")]).await.unwrap();
+    stores
+        .users
+        .import(&[new_user("frank", "$f")])
+        .await
+        .unwrap();
     let (found, role) = stores.users.find_for_login(&user("frank")).await.unwrap();
     assert_eq!((found.is_none(), role), (true, DbRole::Replica));
 
@@ -228,15 +349,24 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
     let ttl = store.settings().marker_ttl();
     tokio::time::sleep(ttl).await;
     let (found, role) = stores.users.find_for_login(&user("gina")).await.unwrap();
-    assert_eq!((&*found.unwrap().password_hash, role), ("$old", DbRole::Replica));
-    stores.users.set_password_hash(gina.id, "$new", Utc::now()).await.unwrap();
+    assert_eq!(
+        (&*found.unwrap().password_hash, role),
+        ("$old", DbRole::Replica)
+    );
+    stores
+        .users
+        .set_password_hash(gina.id, "$new", Utc::now())
+        .await
+        .unwrap();
     for _ in 0..5 {
         let (found, _) = stores.users.find_for_login(&user("gina")).await.unwrap();
         assert_eq!(&*found.unwrap().password_hash, "$new");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let on_replica = delayed
-        .sql(&format!("SELECT password_hash FROM {schema}.users WHERE username='gina'"))
+        .sql(&format!(
+            "SELECT password_hash FROM {schema}.users WHERE username='gina'"
+        ))
         .unwrap();
     assert_eq!(on_replica.trim(), "$old", "the replica is still behind");
 }
@@ -245,17 +375,32 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
 async fn a_replica_beyond_the_lag_bound_is_skipped() {
     let topology = require!(support::shared());
     let delayed = require!(support::shared_delayed());
-    let (schema, _, stores) = require!(open(topology, &[delayed], Duration::from_secs(1), None).await);
-    support::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(support::LAG_S as u64 + 10)).unwrap();
+    let (schema, _, stores) =
+        require!(open(topology, &[delayed], Duration::from_secs(1), None).await);
+    support::wait_for_table(
+        delayed,
+        &schema,
+        "heartbeat",
+        Duration::from_secs(support::LAG_S as u64 + 10),
+    )
+    .unwrap();
     let store = mysql(&stores).clone();
-    eventually(Duration::from_secs(5), "the delayed replica measured", || {
-        let store = store.clone();
-        async move { store.replica_status()[0].lag.is_some() }
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the delayed replica measured",
+        || {
+            let store = store.clone();
+            async move { store.replica_status()[0].lag.is_some() }
+        },
+    )
     .await;
     let status = store.replica_status();
     assert!(status[0].up && !status[0].usable, "{status:?}");
-    stores.users.import(&[new_user("hank", "$h")]).await.unwrap();
+    stores
+        .users
+        .import(&[new_user("hank", "$h")])
+        .await
+        .unwrap();
     let (found, role) = stores.users.find_for_login(&user("hank")).await.unwrap();
     assert_eq!((found.is_some(), role), (true, DbRole::Primary));
 }
@@ -293,17 +438,31 @@ async fn sessions_in_redis_are_shared_hashed_expiring_and_revocable() {
     for s in [&s1, &s2, &s3, &s4] {
         a.sessions.create(s).await.unwrap();
     }
-    assert_eq!(b.sessions.find(&t1.hash(), now).await.unwrap(), Some(s1.clone()));
+    assert_eq!(
+        b.sessions.find(&t1.hash(), now).await.unwrap(),
+        Some(s1.clone())
+    );
     // Only hashes are stored.
     let keys = std::process::Command::new("redis-cli")
-        .args(["-u", &redis, "--scan", "--pattern", &format!("{}:*", config.cache_namespace)])
+        .args([
+            "-u",
+            &redis,
+            "--scan",
+            "--pattern",
+            &format!("{}:*", config.cache_namespace),
+        ])
         .output()
         .unwrap();
     let keys = String::from_utf8_lossy(&keys.stdout);
     assert!(keys.contains(&s1.token_hash.to_hex()), "{keys}");
     assert!(!keys.contains(t1.as_str()));
     // Expiry: by the clock passed in, and by Redis itself.
-    assert!(b.sessions.find(&t1.hash(), now + chrono::Duration::hours(3)).await.unwrap().is_none());
+    assert!(b
+        .sessions
+        .find(&t1.hash(), now + chrono::Duration::hours(3))
+        .await
+        .unwrap()
+        .is_none());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(b.sessions.find(&t4.hash(), now).await.unwrap().is_none());
     // Revocation on one instance is seen by the other at once.
@@ -320,7 +479,12 @@ async fn sessions_in_redis_are_shared_hashed_expiring_and_revocable() {
     .await
     .unwrap();
     a.sessions.create(&s1).await.unwrap();
-    assert!(other.sessions.find(&t1.hash(), now).await.unwrap().is_none());
+    assert!(other
+        .sessions
+        .find(&t1.hash(), now)
+        .await
+        .unwrap()
+        .is_none());
     a.sessions.ready().await.unwrap();
 }
 
@@ -328,8 +492,12 @@ async fn sessions_in_redis_are_shared_hashed_expiring_and_revocable() {
 async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
     let redis = require!(support::redis_url());
     let ns = support::namespace();
-    let a = sesame_storage::RedisRateLimiter::connect(&redis, &ns).await.unwrap();
-    let b = sesame_storage::RedisRateLimiter::connect(&redis, &ns).await.unwrap();
+    let a = sesame_storage::RedisRateLimiter::connect(&redis, &ns)
+        .await
+        .unwrap();
+    let b = sesame_storage::RedisRateLimiter::connect(&redis, &ns)
+        .await
+        .unwrap();
     // 2 per second, bursts of 3, counted across both instances.
     let mut allowed = 0;
     for n in 0..5 {
@@ -338,7 +506,11 @@ async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
         if d.allowed {
             allowed += 1;
         } else {
-            assert!(d.retry_after > Duration::from_millis(300) && d.retry_after <= Duration::from_millis(500), "{d:?}");
+            assert!(
+                d.retry_after > Duration::from_millis(300)
+                    && d.retry_after <= Duration::from_millis(500),
+                "{d:?}"
+            );
         }
     }
     assert_eq!(allowed, 3);
@@ -357,7 +529,15 @@ async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
 async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
     let topology = require!(support::shared());
     let redis = require!(PrivateRedis::start());
-    let (_, _, stores) = require!(open(topology, &[&topology.replica], Duration::from_secs(5), Some(redis.url())).await);
+    let (_, _, stores) = require!(
+        open(
+            topology,
+            &[&topology.replica],
+            Duration::from_secs(5),
+            Some(redis.url())
+        )
+        .await
+    );
     let limiter = stores.rate_limiter.clone().unwrap();
     let ivy = stores.users.create(new_user("ivy", "$i")).await.unwrap();
     let token = SessionToken::generate();
@@ -373,18 +553,42 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
 
     redis.kill();
     let t = Instant::now();
-    assert!(matches!(stores.sessions.find(&token.hash(), now).await, Err(StoreError::Unavailable(_))));
-    assert!(matches!(stores.sessions.create(&session).await, Err(StoreError::Unavailable(_))));
-    assert!(matches!(stores.sessions.ready().await, Err(StoreError::Unavailable(_))));
-    assert!(matches!(limiter.check("k", 1.0, 1).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        stores.sessions.find(&token.hash(), now).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        stores.sessions.create(&session).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        stores.sessions.ready().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(matches!(
+        limiter.check("k", 1.0, 1).await,
+        Err(StoreError::Unavailable(_))
+    ));
     // A write whose read-your-writes cannot be guaranteed is not made.
-    assert!(matches!(stores.users.create(new_user("jack", "$j")).await, Err(StoreError::Unavailable(_))));
-    let r = stores.users.set_password_hash(ivy.id, "$i2", Utc::now()).await;
+    assert!(matches!(
+        stores.users.create(new_user("jack", "$j")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let r = stores
+        .users
+        .set_password_hash(ivy.id, "$i2", Utc::now())
+        .await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
-    assert!(t.elapsed() < Duration::from_secs(6), "each call answered within its deadline");
+    assert!(
+        t.elapsed() < Duration::from_secs(6),
+        "each call answered within its deadline"
+    );
     // Lookups still work, from the primary (markers unknown).
     let (found, role) = stores.users.find_for_login(&user("ivy")).await.unwrap();
-    assert_eq!((&*found.unwrap().password_hash, role), ("$i", DbRole::Primary));
+    assert_eq!(
+        (&*found.unwrap().password_hash, role),
+        ("$i", DbRole::Primary)
+    );
 
     redis.restart().unwrap();
     let sessions = stores.sessions.clone();
@@ -394,7 +598,12 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
         async move { sessions.create(&session).await.is_ok() }
     })
     .await;
-    assert!(stores.sessions.find(&token.hash(), now).await.unwrap().is_some());
+    assert!(stores
+        .sessions
+        .find(&token.hash(), now)
+        .await
+        .unwrap()
+        .is_some());
     stores.users.create(new_user("jack", "$j")).await.unwrap();
     assert!(limiter.check("k", 1.0, 1).await.unwrap().allowed);
 }
@@ -404,17 +613,45 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
     // Servers of its own: this test kills them.
     let topology = require!(Topology::start());
     let redis = require!(support::redis_url());
-    let (schema, _, stores) =
-        require!(open(&topology, &[&topology.replica], Duration::from_secs(5), Some(redis)).await);
-    support::wait_for_table(&topology.replica, &schema, "heartbeat", Duration::from_secs(10)).unwrap();
-    stores.users.import(&[new_user("kim", "$k"), new_user("lee", "$l")]).await.unwrap();
+    let (schema, _, stores) = require!(
+        open(
+            &topology,
+            &[&topology.replica],
+            Duration::from_secs(5),
+            Some(redis)
+        )
+        .await
+    );
+    support::wait_for_table(
+        &topology.replica,
+        &schema,
+        "heartbeat",
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    stores
+        .users
+        .import(&[new_user("kim", "$k"), new_user("lee", "$l")])
+        .await
+        .unwrap();
     let users = stores.users.clone();
     eventually(Duration::from_secs(5), "kim on the replica", || {
         let users = users.clone();
-        async move { matches!(users.find_for_login(&user("kim")).await, Ok((Some(_), DbRole::Replica))) }
+        async move {
+            matches!(
+                users.find_for_login(&user("kim")).await,
+                Ok((Some(_), DbRole::Replica))
+            )
+        }
     })
     .await;
-    let lee = stores.users.find_for_login(&user("lee")).await.unwrap().0.unwrap();
+    let lee = stores
+        .users
+        .find_for_login(&user("lee"))
+        .await
+        .unwrap()
+        .0
+        .unwrap();
 
     // A hung primary (SIGSTOP): writes answer Unavailable within a second.
     topology.primary.freeze();
@@ -438,11 +675,18 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = Instant::now();
-    match stores.users.set_password_hash(lee.id, "$l2", Utc::now()).await {
+    match stores
+        .users
+        .set_password_hash(lee.id, "$l2", Utc::now())
+        .await
+    {
         Err(StoreError::Unavailable(m)) => assert!(m.contains("primary"), "{m}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(stores.users.create(new_user("mia", "$m")).await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        stores.users.create(new_user("mia", "$m")).await,
+        Err(StoreError::Unavailable(_))
+    ));
     assert!(t.elapsed() < Duration::from_secs(3));
     // Still ready: logins can be served.
     stores.users.ready().await.unwrap();
@@ -452,7 +696,11 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
         async move { !store.primary_up() }
     })
     .await;
-    assert!(store.replica_status()[0].usable, "a caught-up replica stays usable: {:?}", store.replica_status());
+    assert!(
+        store.replica_status()[0].usable,
+        "a caught-up replica stays usable: {:?}",
+        store.replica_status()
+    );
 
     // The primary returns: writes work again, without reopening anything.
     topology.primary.restart().unwrap();
@@ -462,8 +710,22 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
         async move { users.create(new_user("mia", "$m")).await.is_ok() }
     })
     .await;
-    stores.users.set_password_hash(lee.id, "$l2", Utc::now()).await.unwrap();
-    assert_eq!(&*stores.users.find_for_login(&user("lee")).await.unwrap().0.unwrap().password_hash, "$l2");
+    stores
+        .users
+        .set_password_hash(lee.id, "$l2", Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        &*stores
+            .users
+            .find_for_login(&user("lee"))
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .password_hash,
+        "$l2"
+    );
     let store = mysql(&stores).clone();
     eventually(Duration::from_secs(10), "replication resumed", || {
         let store = store.clone();
@@ -481,7 +743,12 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
     let users = stores.users.clone();
     eventually(Duration::from_secs(10), "reads back on the replica", || {
         let users = users.clone();
-        async move { matches!(users.find_for_login(&user("kim")).await, Ok((Some(_), DbRole::Replica))) }
+        async move {
+            matches!(
+                users.find_for_login(&user("kim")).await,
+                Ok((Some(_), DbRole::Replica))
+            )
+        }
     })
     .await;
 }
@@ -495,11 +762,16 @@ async fn everything_down_is_a_quick_unavailable_not_a_hang() {
         replicas: vec![dead(2)],
         ..StorageConfig::default()
     };
-    let stores = sesame_storage::open(&config).await.expect("opens with servers down");
+    let stores = sesame_storage::open(&config)
+        .await
+        .expect("opens with servers down");
     let t = Instant::now();
     let r = stores.users.find_for_login(&user("x")).await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
-    assert!(matches!(stores.users.ready().await, Err(StoreError::Unavailable(_))));
+    assert!(matches!(
+        stores.users.ready().await,
+        Err(StoreError::Unavailable(_))
+    ));
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(matches!(
         sesame_storage::migrate(&config).await,

@@ -80,7 +80,9 @@ fn template() -> Result<PathBuf, String> {
     TEMPLATE
         .get_or_init(|| {
             if !Path::new(MARIADBD).exists() {
-                return Err(format!("{MARIADBD} is not installed (scripts/services up installs it)"));
+                return Err(format!(
+                    "{MARIADBD} is not installed (scripts/services up installs it)"
+                ));
             }
             let version = run(Command::new(MARIADBD).arg("--version"))?;
             let tag: String = version
@@ -100,8 +102,7 @@ fn template() -> Result<PathBuf, String> {
                 .arg("--skip-test-db")
                 .arg("--user=root")
                 .args(SERVER_TUNING))?;
-            std::fs::write(building.join("ready"), "")
-                .map_err(|e| format!("template: {e}"))?;
+            std::fs::write(building.join("ready"), "").map_err(|e| format!("template: {e}"))?;
             // Another binary may have won the race; either copy is fine.
             if std::fs::rename(&building, &dir).is_err() {
                 let _ = std::fs::remove_dir_all(&building);
@@ -132,7 +133,10 @@ impl MariaDb {
     pub fn start(server_id: u32) -> Result<Self, String> {
         let template = template()?;
         let dir = scratch(&format!("mariadb-{server_id}"));
-        run(Command::new("cp").arg("-a").arg(&template).arg(dir.join("data")))?;
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(&template)
+            .arg(dir.join("data")))?;
         let this = Self {
             port: free_port(),
             server_id,
@@ -229,13 +233,19 @@ impl MariaDb {
     /// SIGSTOP: the server hangs (connections accepted, nothing answered).
     pub fn freeze(&self) {
         if let Some(pid) = *self.pid.lock().unwrap() {
-            let _ = Command::new("kill").arg("-STOP").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-STOP")
+                .arg(pid.to_string())
+                .status();
         }
     }
 
     pub fn thaw(&self) {
         if let Some(pid) = *self.pid.lock().unwrap() {
-            let _ = Command::new("kill").arg("-CONT").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(pid.to_string())
+                .status();
         }
     }
 
@@ -283,7 +293,11 @@ impl Topology {
     /// A fresh, empty schema on the primary (replicated to the replicas).
     pub fn schema(&self) -> Result<String, String> {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         self.primary.sql(&format!("CREATE DATABASE {name}"))?;
         Ok(name)
     }
@@ -312,7 +326,12 @@ pub fn shared_delayed() -> Result<&'static MariaDb, String> {
 
 /// Waits until `server` has `schema.table` (replication has caught up with
 /// its creation).
-pub fn wait_for_table(server: &MariaDb, schema: &str, table: &str, within: Duration) -> Result<(), String> {
+pub fn wait_for_table(
+    server: &MariaDb,
+    schema: &str,
+    table: &str,
+    within: Duration,
+) -> Result<(), String> {
     let started = Instant::now();
     loop {
         let found = server.sql(&format!(
@@ -322,7 +341,10 @@ pub fn wait_for_table(server: &MariaDb, schema: &str, table: &str, within: Durat
             return Ok(());
         }
         if started.elapsed() > within {
-            return Err(format!("{schema}.{table} did not reach port {}", server.port));
+            return Err(format!(
+                "{schema}.{table} did not reach port {}",
+                server.port
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -435,7 +457,14 @@ impl PrivateRedis {
 
     pub fn kill(&self) {
         let _ = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "shutdown", "nosave"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "shutdown",
+                "nosave",
+            ])
             .stdin(Stdio::null())
             .output();
         let started = Instant::now();
