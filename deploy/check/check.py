@@ -5,7 +5,8 @@ then the facts that must agree across files checked against each other.
     python3 deploy/check/check.py --sesame target/debug/sesame
 
 Core kinds validate strictly (unknown fields fail) against the Kubernetes JSON
-schemas that the kubernetes-validate package ships; Argo Rollouts and
+schemas that the kubernetes-validate package ships, for the oldest supported
+Kubernetes (1.30) and the newest; Argo Rollouts and
 prometheus-operator kinds against their CRD schemas as shipped by the
 @kubernetes-models npm packages (validate-crds.mjs), and the Job inside an
 AnalysisTemplate strictly as a batch/v1 Job. Ends with "deploy: N passed, M failed".
@@ -74,15 +75,20 @@ def one(docs, kind, where):
 # ---- schemas ----------------------------------------------------------------
 
 
+# The oldest Kubernetes the manifests must still apply to, and the newest.
+KUBERNETES_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+
+
 def validate_core(doc, where):
-    try:
-        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
-        check(True, where)
-    except kubernetes_validate.ValidationError as e:
-        path = "/".join(str(p) for p in e.path)
-        check(False, f"{where}: {path}: {e.message}")
-    except kubernetes_validate.SchemaNotFoundError as e:
-        check(False, f"{where}: {e}")
+    for version in KUBERNETES_VERSIONS:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+            check(True, f"{where} ({version})")
+        except kubernetes_validate.ValidationError as e:
+            path = "/".join(str(p) for p in e.path)
+            check(False, f"{where} ({version}): {path}: {e.message}")
+        except kubernetes_validate.SchemaNotFoundError as e:
+            check(False, f"{where} ({version}): {e}")
 
 
 def job_templates(analysis_template):
