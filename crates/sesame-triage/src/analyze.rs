@@ -46,6 +46,14 @@ const MAX_CHANGE_POINTS: usize = 6;
 const MAX_EXPLANATIONS: usize = 10;
 /// A pair is reported only if it beats both of its parts by this factor.
 const PAIR_GAIN: f64 = 1.2;
+/// Below this share of slow logins there is no incident to explain, only
+/// the tail every service has.
+pub const EVERYDAY_SLOW_SHARE: f64 = 0.01;
+/// An explanation must be this many percentage points more common among
+/// slow logins than among all: 100% against 94% says little.
+const MIN_SHARE_GAP: f64 = 10.0;
+/// Fewer slow logins than this are anecdotes, whatever their share.
+const MIN_SLOW_LOGINS: f64 = 30.0;
 const SURGE_FACTOR: f64 = 1.5;
 const ATTACK_FAILURE_RATIO: f64 = 0.3;
 /// An address is a heavy hitter from this share of the failed logins.
@@ -199,6 +207,7 @@ pub fn analyze(scan: &Scan, options: &Options) -> Report {
         change_points: &change_points,
         windows: &windows,
         stages: &stages,
+        affected: &affected,
     };
     let causes = evidence.causes();
     Report {
@@ -494,7 +503,8 @@ fn explain(scan: &Scan, options: &Options) -> Vec<Explanation> {
     for (dim, counts) in scan.counts.iter().enumerate() {
         for (id, &[all_x, slow_x]) in counts.iter().enumerate() {
             let id = id as u16;
-            if id == EMPTY || id == OTHER || (slow_x as f64) < options.min_support * slow {
+            let needed = (options.min_support * slow).max(MIN_SLOW_LOGINS);
+            if id == EMPTY || id == OTHER || (slow_x as f64) < needed {
                 continue;
             }
             supported.push((dim, id));
@@ -503,7 +513,8 @@ fn explain(scan: &Scan, options: &Options) -> Vec<Explanation> {
                 (dim, id),
                 (e.risk_ratio.unwrap_or(f64::INFINITY), all_x as f64),
             );
-            if all_x < scan.logins && e.risk_ratio.is_none_or(|rr| rr >= options.min_risk_ratio) {
+            let strong = e.risk_ratio.is_none_or(|rr| rr >= options.min_risk_ratio);
+            if all_x < scan.logins && strong && e.slow_pct - e.all_pct >= MIN_SHARE_GAP {
                 found.push(e);
             }
         }
@@ -547,7 +558,7 @@ fn explain(scan: &Scan, options: &Options) -> Vec<Explanation> {
     let estimated = normal_scale > 1.0 || slow_scale > 1.0;
     for (&(a, b), &[normal_n, slow_n]) in &pair_counts {
         let slow_x = slow_n as f64 * slow_scale;
-        if slow_x < options.min_support * slow {
+        if slow_x < (options.min_support * slow).max(MIN_SLOW_LOGINS) {
             continue;
         }
         let all_x = slow_x + normal_n as f64 * normal_scale;
@@ -560,7 +571,7 @@ fn explain(scan: &Scan, options: &Options) -> Vec<Explanation> {
         // nothing else is slow at all) the same slow logins in fewer logins.
         let sharper = rr > parts_best * PAIR_GAIN
             || (rr.is_infinite() && all_x < parts_smallest * (1.0 / PAIR_GAIN));
-        if rr >= options.min_risk_ratio && sharper {
+        if rr >= options.min_risk_ratio && sharper && e.slow_pct - e.all_pct >= MIN_SHARE_GAP {
             found.push(e);
         }
     }
@@ -654,6 +665,7 @@ struct Evidence<'a> {
     change_points: &'a [ChangePoint],
     windows: &'a Windows,
     stages: &'a Stages,
+    affected: &'a [Explanation],
 }
 
 /// Totals over a range of intervals.
@@ -809,7 +821,7 @@ impl Evidence<'_> {
                 baseline.rate()
             ),
             action: Some(format!(
-                "If the demand is real, add hash capacity (sesame plan gives the cores for a peak): kubectl scale deployment/{} --replicas=N; until then the service sheds the excess (503 overloaded).",
+                "If the demand is real, add hash capacity (sesame plan --peak-logins N gives the replicas): kubectl scale deployment/{} --replicas=N; until then the service sheds the excess (503 overloaded).",
                 self.options.deployment
             )),
         })
@@ -875,6 +887,9 @@ impl Evidence<'_> {
     /// The dominant stage, read as a cause.
     fn stage_cause(&self) -> Option<Cause> {
         let dominant = self.stages.dominant.as_deref()?;
+        if (self.scan.slow as f64) < EVERYDAY_SLOW_SHARE * self.scan.logins as f64 {
+            return None;
+        }
         let grew = |name: &str| {
             let s = self.stages.slow.parts();
             let n = self.stages.normal.parts();
@@ -882,24 +897,25 @@ impl Evidence<'_> {
             s[i].1 - n[i].1
         };
         let by = duration(grew(dominant));
+        let focus = self.affected.first().map_or(String::new(), |e| {
+            format!(", concentrated on {}", e.attributes.join(" and "))
+        });
         let cause = match dominant {
             "db" => {
                 let replica_share = self.slow_share(dims::DB_ROLE, "replica");
-                let shard = self.over_represented(dims::SHARD);
-                let where_ = shard.map_or(String::new(), |s| format!(", concentrated on shard {s}"));
                 if replica_share >= 0.5 {
                     Cause {
                         kind: "replica_lag",
                         summary: format!(
-                            "Slow replica reads: the db stage of slow logins grew by {by} and {} of them read a replica{where_} (replica lag or an overloaded replica).",
+                            "Slow replica reads: the db stage of slow logins grew by {by} and {} of them read a replica{focus} (replica lag or an overloaded replica).",
                             percent(100.0 * replica_share)
                         ),
-                        action: Some("Check replica lag (sesame_db_replica_lag_seconds) and take a lagging replica out of rotation; digest its slow query log with: sesame slowlog /var/log/mysql/mysql-slow.log".to_owned()),
+                        action: Some("Check replica lag (sesame_replica_lag_seconds) and take a lagging replica out of rotation; digest its slow query log with: sesame slowlog /var/log/mysql/mysql-slow.log".to_owned()),
                     }
                 } else {
                     Cause {
                         kind: "slow_database",
-                        summary: format!("Slow database: the db stage of slow logins grew by {by}{where_}."),
+                        summary: format!("Slow database: the db stage of slow logins grew by {by}{focus}."),
                         action: Some("Digest the MySQL slow query log for the queries that grew: sesame slowlog /var/log/mysql/mysql-slow.log".to_owned()),
                     }
                 }
@@ -911,17 +927,17 @@ impl Evidence<'_> {
             },
             "hash" => Cause {
                 kind: "slow_hash",
-                summary: format!("Hashing got slower by {by}: raised Argon2 parameters (a config change or deploy) or starved CPUs (throttling, noisy neighbours)."),
+                summary: format!("Hashing got slower by {by}{focus}: raised Argon2 parameters (a config change or deploy) or starved CPUs (throttling, noisy neighbours)."),
                 action: Some("Compare the deployed hash parameters with `sesame calibrate` on the same nodes and check CPU throttling.".to_owned()),
             },
             "session" => Cause {
                 kind: "slow_session_store",
-                summary: format!("The session store (Redis) got slower by {by}."),
+                summary: format!("The session store (Redis) got slower by {by}{focus}."),
                 action: Some("Check Redis latency (redis-cli --latency) and memory.".to_owned()),
             },
             _ => Cause {
                 kind: "outside_stages",
-                summary: format!("Slow logins spent {by} more outside the timed stages (network, parsing, scheduling)."),
+                summary: format!("Slow logins spent {by} more outside the timed stages (network, parsing, scheduling){focus}."),
                 action: None,
             },
         };
@@ -934,22 +950,6 @@ impl Evidence<'_> {
             .and_then(|id| self.scan.counts[dim].get(usize::from(id)))
             .map_or(0, |c| c[1]);
         slow_x as f64 / self.scan.slow.max(1) as f64
-    }
-
-    /// The value of `dim` most over-represented among slow logins, if it is
-    /// by [`Options::min_risk_ratio`] with [`Options::min_support`].
-    fn over_represented(&self, dim: usize) -> Option<String> {
-        let (slow, all) = (self.scan.slow as f64, self.scan.logins as f64);
-        self.scan.counts[dim]
-            .iter()
-            .enumerate()
-            .filter(|&(id, c)| id as u16 > OTHER && c[1] as f64 >= self.options.min_support * slow)
-            .filter_map(|(id, c)| {
-                risk_ratio(c[1] as f64, c[0] as f64, slow, all).map(|rr| (id, rr))
-            })
-            .filter(|&(_, rr)| rr >= self.options.min_risk_ratio)
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .map(|(id, _)| self.scan.dictionaries.0[dim].name(id as u16).to_owned())
     }
 }
 

@@ -3,7 +3,7 @@
 //! incident ticket as is.
 
 use crate::analyze::{duration, Report};
-use crate::render::{interval_name, thousands};
+use crate::render::{interval_name, nobody_stands_out, thousands};
 use std::fmt::Write;
 
 fn escape(s: &str) -> String {
@@ -216,7 +216,7 @@ code{{background:#f2f2f2;padding:1px 4px}}</style></head><body><h1>sesame triage
 
     h.push_str("<h2>2. Who is affected</h2>");
     if r.affected.is_empty() {
-        h.push_str("<p>No attribute or pair stands out: slowness is across the board.</p>");
+        let _ = write!(h, "<p>{}</p>", nobody_stands_out(r));
     } else {
         h.push_str("<ol>");
         for e in &r.affected {

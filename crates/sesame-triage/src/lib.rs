@@ -31,8 +31,9 @@ pub struct TriageArgs {
     /// Only logins before this time (same forms as --since).
     #[arg(long, env = "SESAME_TRIAGE_UNTIL", value_parser = parse_time)]
     pub until: Option<i64>,
-    /// A login this slow or slower counts as slow (your latency SLO threshold).
-    #[arg(long, env = "SESAME_TRIAGE_THRESHOLD_MS", default_value_t = 500.0)]
+    /// A login this slow or slower counts as slow: the latency SLO's
+    /// threshold (250 ms in deploy/prometheus).
+    #[arg(long, env = "SESAME_TRIAGE_THRESHOLD_MS", default_value_t = 250.0)]
     pub threshold_ms: f64,
     /// Timeline interval (`30s`, `1m`, `5m`, `1h`); by default one that gives
     /// at most 60 rows.

@@ -1,7 +1,7 @@
 //! The report as text for a terminal: four sections, in the order an
 //! operator asks the questions.
 
-use crate::analyze::{duration, percent, Report};
+use crate::analyze::{duration, percent, Report, EVERYDAY_SLOW_SHARE};
 use std::fmt::Write;
 
 /// `1,234,567`.
@@ -127,10 +127,7 @@ pub fn text(r: &Report) -> String {
         "\n2. WHO IS AFFECTED (what slow logins have far more often than all logins)"
     );
     if r.affected.is_empty() {
-        let _ = writeln!(
-            o,
-            "No attribute or pair stands out: slowness is across the board (capacity, a shared dependency)."
-        );
+        let _ = writeln!(o, "{}", nobody_stands_out(r));
     }
     for (i, e) in r.affected.iter().enumerate() {
         let _ = writeln!(
@@ -187,5 +184,14 @@ pub fn interval_name(seconds: f64) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+/// Why no explanation was found: nothing to explain, or nothing singled out.
+pub fn nobody_stands_out(r: &Report) -> &'static str {
+    if (r.slow_logins as f64) < EVERYDAY_SLOW_SHARE * r.logins as f64 {
+        "Too few slow logins to explain: the everyday tail, not an incident."
+    } else {
+        "No attribute or pair stands out: slowness is across the board (capacity, a shared dependency)."
     }
 }
