@@ -212,6 +212,29 @@ fn thresholds_are_flags() {
 }
 
 #[test]
+fn nonsense_thresholds_cannot_judge() {
+    let a = args(&[
+        "--baseline-log",
+        "b",
+        "--canary-log",
+        "c",
+        "--marginal-threshold",
+        "99",
+    ]);
+    let err = canary::evaluate(&a, &clock()).unwrap_err();
+    assert!(err.to_string().contains("--marginal-threshold"), "{err}");
+    let a = args(&[
+        "--baseline-log",
+        "b",
+        "--canary-log",
+        "c",
+        "--confidence",
+        "1.5",
+    ]);
+    assert!(canary::evaluate(&a, &clock()).is_err());
+}
+
+#[test]
 fn a_source_is_required() {
     assert!(Cli::try_parse_from(["canary"]).is_err());
     assert!(Cli::try_parse_from(["canary", "--baseline-log", "x"]).is_err());

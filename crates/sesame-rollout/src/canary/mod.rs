@@ -86,8 +86,16 @@ pub struct CanaryArgs {
 }
 
 impl CanaryArgs {
-    fn judge_config(&self) -> JudgeConfig {
-        JudgeConfig {
+    fn judge_config(&self) -> anyhow::Result<JudgeConfig> {
+        anyhow::ensure!(
+            self.confidence > 0.0 && self.confidence < 1.0,
+            "--confidence must be between 0 and 1"
+        );
+        anyhow::ensure!(
+            self.marginal_threshold <= self.pass_threshold,
+            "--marginal-threshold must not exceed --pass-threshold"
+        );
+        Ok(JudgeConfig {
             confidence: self.confidence,
             allowed_latency_increase: self.max_latency_increase,
             allowed_error_increase: self.max_error_increase,
@@ -95,7 +103,7 @@ impl CanaryArgs {
             min_latency_samples: self.min_samples,
             pass_threshold: self.pass_threshold,
             marginal_threshold: self.marginal_threshold,
-        }
+        })
     }
 }
 
@@ -123,8 +131,9 @@ pub fn run_with_clock(args: CanaryArgs, clock: &dyn Clock) -> anyhow::Result<Exi
 }
 
 pub fn evaluate(args: &CanaryArgs, clock: &dyn Clock) -> anyhow::Result<Judgement> {
+    let config = args.judge_config()?;
     let (baseline, canary) = observe(args, clock)?;
-    Ok(judge::judge(&baseline, &canary, &args.judge_config()))
+    Ok(judge::judge(&baseline, &canary, &config))
 }
 
 fn observe(args: &CanaryArgs, clock: &dyn Clock) -> anyhow::Result<(Observations, Observations)> {
