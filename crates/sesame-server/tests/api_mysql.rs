@@ -269,6 +269,34 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
         ))
         .unwrap();
     assert_eq!(on_replica.trim(), "0", "the replica is behind");
+
+    // The measured lag is exported.
+    let series = format!(
+        "sesame_replica_lag_seconds{{replica=\"127.0.0.1:{}\"}}",
+        delayed.port
+    );
+    let s = &server;
+    let series = &series;
+    eventually(
+        Duration::from_secs(5),
+        "replica lag in /metrics",
+        || async move {
+            let text = s
+                .http
+                .get(s.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines()
+                .filter_map(|l| l.strip_prefix(series.as_str()))
+                .filter_map(|v| v.trim().parse::<f64>().ok())
+                .any(|lag| (1.5..6.0).contains(&lag))
+        },
+    )
+    .await;
     server.stop().await;
 }
 
