@@ -209,7 +209,7 @@ impl Class {
             self.first_seen = Some(self.first_seen.map_or(ts, |f| f.min(ts)));
             self.last_seen = Some(self.last_seen.map_or(ts, |l| l.max(ts)));
         }
-        if let Some(db) = entry.db {
+        if let Some(db) = entry.db.or(entry.schema) {
             count_distinct(&mut self.databases, trim_quotes(db), 1);
         }
     }

@@ -207,9 +207,13 @@ pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
             failed = true;
         }
     }
-    let malformed = totals.digest.malformed.total();
-    if malformed > 0 {
-        eprintln!("sesame slowlog: {malformed} malformed entries (see the report)");
+    let m = totals.digest.malformed;
+    if m.total() > 0 {
+        eprintln!(
+            "sesame slowlog: malformed entries: {} without query text (skipped), {} without \
+             Query_time (counted, no timings), {} with a non-numeric value (value left out)",
+            m.no_query, m.no_query_time, m.bad_value
+        );
     }
     Ok(if failed {
         ExitCode::FAILURE

@@ -48,6 +48,8 @@ pub struct Entry<'a> {
     /// The `# User@Host:` line after the label.
     pub user_host: Option<&'a [u8]>,
     pub db: Option<&'a [u8]>,
+    /// MariaDB's `Schema:` header.
+    pub schema: Option<&'a [u8]>,
     /// A header value that is not a number (the attribute is left out).
     pub bad_value: bool,
 }
@@ -200,6 +202,20 @@ fn header_line<'a>(line: &'a [u8], entry: &mut Entry<'a>) {
         return;
     }
     if line.starts_with(b"# Time: ") {
+        return;
+    }
+    if let Some(thread) = line.strip_prefix(b"# Thread_id: ") {
+        // MariaDB names the default database here; `use db;` (MySQL) wins.
+        if let Some(at) = memmem::find(thread, b"Schema: ") {
+            let schema = &thread[at + 8..];
+            let len = schema
+                .iter()
+                .take_while(|b| !b.is_ascii_whitespace())
+                .count();
+            if len > 0 && !schema[..len].ends_with(b":") {
+                entry.schema = Some(&schema[..len]);
+            }
+        }
         return;
     }
     if line.starts_with(b"# administrator command: ") {

@@ -148,7 +148,8 @@ fn read_into_chunks(
             }
         };
         read.bytes += n as u64;
-        if n == 0 {
+        if n < CHUNK {
+            // End of input: the rest is whole entries (or a cut last one).
             send_rest(buf, file_start, chunks);
             return Ok(());
         }

@@ -415,6 +415,25 @@ fn results_do_not_depend_on_chunks_or_threads() {
 }
 
 #[test]
+fn header_only_entries_borrow_a_query_like_pt_query_digest() {
+    // pt-query-digest 3.2.1 on this file: the entries without a query take
+    // the next entry's header as their query, and that entry's query is left
+    // without a header, three times over; `select 3` is untouched.
+    let report = json(&[&data("header-only-entries.log")]);
+    let counts: BTreeMap<&str, u64> = classes(&report)
+        .iter()
+        .map(|c| (c["fingerprint"].as_str().unwrap(), c["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        counts,
+        BTreeMap::from([
+            ("select ?", 1),
+            ("user@host: root[root] @ localhost [] set timestamp=?", 3)
+        ])
+    );
+}
+
+#[test]
 fn a_mariadb_restart_banner_mid_log_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("restart.log");
