@@ -15,7 +15,7 @@ mod time;
 
 pub use cache::CachedSessions;
 pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
-pub use ratelimit::{RateLimitDecision, RedisRateLimiter};
+pub use ratelimit::{RateLimitDecision, RedisRateLimiter, SharedLimits};
 pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 
@@ -34,6 +34,10 @@ pub struct Stores {
     pub backend: &'static str,
     /// Shared rate-limit state, when a Redis is configured.
     pub rate_limiter: Option<RedisRateLimiter>,
+    /// The same as the domain's limit store, falling back to in-process
+    /// limits while Redis is down: hand it to `LoginLimiter::new`. `None`
+    /// without Redis (use `InMemoryLimits`).
+    pub limits: Option<Arc<dyn sesame_domain::LimitStore>>,
     /// The MySQL topology (replica lag, primary health), when in use.
     pub mysql: Option<MySqlStore>,
 }
@@ -150,6 +154,9 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         None => None,
     };
     let rate_limiter = redis.clone().map(RedisRateLimiter::new);
+    let limits = rate_limiter
+        .clone()
+        .map(|r| Arc::new(SharedLimits::new(r)) as Arc<dyn sesame_domain::LimitStore>);
     if config.is_mysql() {
         let settings = config.mysql_settings();
         let markers: Arc<dyn RecentWrites> = match &redis {
@@ -174,6 +181,7 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
             sessions,
             backend: "mysql",
             rate_limiter,
+            limits,
             mysql: Some(store),
         });
     }
@@ -195,6 +203,7 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         sessions,
         backend: "sqlite",
         rate_limiter,
+        limits,
         mysql: None,
     })
 }

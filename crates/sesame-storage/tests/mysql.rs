@@ -502,7 +502,7 @@ async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
     let mut allowed = 0;
     for n in 0..5 {
         let limiter = if n % 2 == 0 { &a } else { &b };
-        let d = limiter.check("ip:203.0.113.9", 2.0, 3).await.unwrap();
+        let d = limiter.allow("ip:203.0.113.9", 2.0, 3).await.unwrap();
         if d.allowed {
             allowed += 1;
         } else {
@@ -515,14 +515,14 @@ async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
     }
     assert_eq!(allowed, 3);
     // Other keys are independent.
-    let d = a.check("ip:198.51.100.1", 2.0, 3).await.unwrap();
+    let d = a.allow("ip:198.51.100.1", 2.0, 3).await.unwrap();
     assert!(d.allowed);
     assert_eq!(d.remaining, 2);
     // The rate refills.
     tokio::time::sleep(Duration::from_millis(550)).await;
-    assert!(a.check("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
-    assert!(!a.check("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
-    assert!(a.check("x", 0.0, 3).await.is_err());
+    assert!(a.allow("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
+    assert!(!a.allow("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
+    assert!(a.allow("x", 0.0, 3).await.is_err());
 }
 
 #[tokio::test]
@@ -566,7 +566,7 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
         Err(StoreError::Unavailable(_))
     ));
     assert!(matches!(
-        limiter.check("k", 1.0, 1).await,
+        limiter.allow("k", 1.0, 1).await,
         Err(StoreError::Unavailable(_))
     ));
     // A write whose read-your-writes cannot be guaranteed is not made.
@@ -605,7 +605,7 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
         .unwrap()
         .is_some());
     stores.users.create(new_user("jack", "$j")).await.unwrap();
-    assert!(limiter.check("k", 1.0, 1).await.unwrap().allowed);
+    assert!(limiter.allow("k", 1.0, 1).await.unwrap().allowed);
 }
 
 #[tokio::test]
@@ -777,4 +777,79 @@ async fn everything_down_is_a_quick_unavailable_not_a_hang() {
         sesame_storage::migrate(&config).await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+#[tokio::test]
+async fn redis_limit_store_matches_the_domain_gcra_and_falls_back_when_redis_is_down() {
+    use sesame_domain::ratelimit::{Decision, LimitStore, Rate};
+    let redis = require!(PrivateRedis::start());
+    let ns = support::namespace();
+    let a = sesame_storage::RedisRateLimiter::connect(&redis.url(), &ns)
+        .await
+        .unwrap();
+    let b = sesame_storage::RedisRateLimiter::connect(&redis.url(), &ns)
+        .await
+        .unwrap();
+    let rate = Rate::per_second(10.0, 3);
+    let now = 1_000_000;
+    // The caller's clock: three at once, shared by both instances, then
+    // one per 100 ms.
+    for store in [&a, &b, &a] {
+        assert_eq!(
+            store.check("ip:1", rate, now, true).await.unwrap(),
+            Decision::Allow
+        );
+    }
+    assert_eq!(
+        b.check("ip:1", rate, now, true).await.unwrap(),
+        Decision::Deny {
+            retry_after: Duration::from_millis(100)
+        }
+    );
+    assert_eq!(
+        a.check("ip:1", rate, now + 100, false).await.unwrap(),
+        Decision::Allow
+    );
+    assert_eq!(
+        a.check("ip:1", rate, now + 100, true).await.unwrap(),
+        Decision::Allow
+    );
+    // Charged failures push the next allowed time out.
+    b.charge("user:x", rate, now).await.unwrap();
+    b.charge("user:x", rate, now).await.unwrap();
+    b.charge("user:x", rate, now).await.unwrap();
+    assert!(matches!(
+        a.check("user:x", rate, now, true).await.unwrap(),
+        Decision::Deny { .. }
+    ));
+    a.remember("known:x|ip", Duration::from_secs(60), now)
+        .await
+        .unwrap();
+    assert!(b.remembers("known:x|ip", now + 1000).await.unwrap());
+    assert!(!b.remembers("known:x|ip", now + 61_000).await.unwrap());
+    assert!(!b.remembers("known:y|ip", now).await.unwrap());
+
+    // Redis down: the shared limits fall back to in-process ones.
+    let shared = sesame_storage::SharedLimits::new(a.clone());
+    redis.kill();
+    assert!(a.check("ip:2", rate, now, true).await.is_err());
+    let t = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(
+            shared.check("ip:2", rate, now, true).await.unwrap(),
+            Decision::Allow
+        );
+    }
+    assert!(matches!(
+        shared.check("ip:2", rate, now, true).await.unwrap(),
+        Decision::Deny { .. }
+    ));
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    redis.restart().unwrap();
+    let a2 = a.clone();
+    eventually(Duration::from_secs(5), "Redis limits again", || {
+        let a2 = a2.clone();
+        async move { a2.check("ip:3", rate, now, true).await.is_ok() }
+    })
+    .await;
 }
