@@ -208,6 +208,17 @@ fn map_err(server: &str, e: sqlx::Error) -> StoreError {
     }
 }
 
+/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
+/// fixed set, so label values stay bounded.
+fn observe(query: &'static str, role: DbRole, started: Instant) {
+    metrics::histogram!(
+        "sesame_db_query_duration_seconds",
+        "query" => query,
+        "role" => role.as_str()
+    )
+    .record(started.elapsed().as_secs_f64());
+}
+
 fn primary_error(e: StoreError) -> StoreError {
     match e {
         StoreError::Unavailable(m) => StoreError::Unavailable(format!(
@@ -366,7 +377,12 @@ impl MySqlStore {
     /// A write to `user`'s row on the primary, bracketed by the user's
     /// recent-write marker. `op` gets a connection; if none can be had the
     /// write was certainly not made, and the marker is put back.
-    async fn write<T, F, Fut>(&self, user: &str, op: F) -> Result<T, StoreError>
+    async fn write<T, F, Fut>(
+        &self,
+        query: &'static str,
+        user: &str,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(PoolConnection<MySql>) -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -388,12 +404,13 @@ impl MySqlStore {
             }
         };
         let left = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
         // From here on a failure may or may not have committed: the marker
         // stays PENDING until it expires, keeping the user's reads on the
         // primary.
-        let done = bounded(&i.primary_name, left, op(conn))
-            .await
-            .map_err(primary_error)?;
+        let done = bounded(&i.primary_name, left, op(conn)).await;
+        observe(query, DbRole::Primary, started);
+        let done = done.map_err(primary_error)?;
         if let Err(e) = i.markers.commit(user, now_ms()).await {
             tracing::warn!(error = %e, "could not stamp a recent-write marker");
         }
@@ -583,6 +600,7 @@ impl UserStore for MySqlStore {
                 Some(r) => (&r.pool, r.name.as_str(), DbRole::Replica),
                 None => (&i.primary, i.primary_name.as_str(), DbRole::Primary),
             };
+            let started = Instant::now();
             let found = bounded(
                 name,
                 budget,
@@ -591,6 +609,7 @@ impl UserStore for MySqlStore {
                     .fetch_optional(pool),
             )
             .await;
+            observe("find_for_login", role, started);
             match found {
                 Ok(row) => {
                     let user = row.as_ref().map(user_from_row).transpose()?;
@@ -621,7 +640,7 @@ impl UserStore for MySqlStore {
         let now = to_ms(user.created_at);
         let (name, hash) = (user.username.as_str(), user.password_hash.as_str());
         let id = self
-            .write(name, |mut conn| async move {
+            .write("create_user", name, |mut conn| async move {
                 sqlx::query(
                     "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?)",
                 )
@@ -676,7 +695,7 @@ impl UserStore for MySqlStore {
         let user = self.username_of(user_id).await?;
         let changed = to_ms(changed_at);
         let done = self
-            .write(&user, |mut conn| async move {
+            .write("set_password_hash", &user, |mut conn| async move {
                 sqlx::query(
                     "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
                 )
@@ -700,7 +719,7 @@ impl UserStore for MySqlStore {
         new_hash: &str,
     ) -> Result<(), StoreError> {
         let user = self.username_of(user_id).await?;
-        self.write(&user, |mut conn| async move {
+        self.write("upgrade_hash", &user, |mut conn| async move {
             sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
                 .bind(new_hash)
                 .bind(user_id)
@@ -715,7 +734,7 @@ impl UserStore for MySqlStore {
     async fn remove(&self, username: &Username) -> Result<(), StoreError> {
         let name = username.as_str();
         let done = self
-            .write(name, |mut conn| async move {
+            .write("remove_user", name, |mut conn| async move {
                 sqlx::query("DELETE FROM users WHERE username = ?")
                     .bind(name)
                     .execute(&mut *conn)
