@@ -56,13 +56,16 @@ curl -sf -X POST "$URL/v1/users" -H 'content-type: application/json' \
 TOKEN=$(curl -sf -X POST "$URL/v1/login" -H 'content-type: application/json' \
   -d '{"user":"schema-user","password":"schema-password-long-1"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["session"])')
 
+# Every check but positive_data_acceptance: whether a user name or password
+# is acceptable depends on NFKC normalization and the zxcvbn blocklist,
+# which a JSON schema cannot express; such refusals are documented 422s.
 say "fuzzing $URL/openapi.json"
 REPORT=${SCHEMATHESIS_REPORT:-$ROOT/target/schemathesis}
 mkdir -p "$REPORT"
 set +e
 "$VENV/bin/st" run "$URL/openapi.json" \
   --checks all \
-  --exclude-checks ignored_auth \
+  --exclude-checks positive_data_acceptance \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-100}" \
   --seed "${SCHEMATHESIS_SEED:-20261126}" \
   --workers 2 \

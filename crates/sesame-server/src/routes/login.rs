@@ -2,6 +2,7 @@
 
 use crate::app::{AppState, SERVER_VERSION};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::extract::{ApiJson, SESSION_COOKIE};
 use crate::routes::REQUEST_ID;
 use axum::extract::{ConnectInfo, State};
@@ -55,13 +56,13 @@ const MAX_LABEL_CHARS: usize = 64;
 
 #[utoipa::path(post, path = "/v1/login", tag = "sessions", request_body = LoginRequest, responses(
     (status = 200, description = "logged in; also sets the session cookie", body = LoginResponse),
-    (status = 400, description = "malformed JSON"),
-    (status = 401, description = "unknown user or wrong password (indistinguishable)"),
-    (status = 413, description = "body over 8 KiB"),
-    (status = 415, description = "not JSON"),
-    (status = 422, description = "a field is missing or invalid"),
-    (status = 429, description = "rate limited; see Retry-After"),
-    (status = 503, description = "overloaded or storage unavailable; see Retry-After")))]
+    (status = 400, description = "malformed JSON", body = ErrorBody),
+    (status = 401, description = "unknown user or wrong password (indistinguishable)", body = ErrorBody),
+    (status = 413, description = "body over 8 KiB", body = ErrorBody),
+    (status = 415, description = "not JSON", body = ErrorBody),
+    (status = 422, description = "a field is missing or invalid", body = ErrorBody),
+    (status = 429, description = "rate limited; see Retry-After", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait"))),
+    (status = 503, description = "overloaded or storage unavailable; see Retry-After", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -2,6 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::extract::{PresentedToken, SESSION_COOKIE};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -21,7 +22,8 @@ pub struct SessionResponse {
     security(("bearer" = []), ("cookie" = [])),
     responses(
     (status = 200, description = "the session is live", body = SessionResponse),
-    (status = 401, description = "no token, or an unknown, expired or revoked one")))]
+    (status = 401, description = "no token, or an unknown, expired or revoked one", body = ErrorBody),
+    (status = 503, description = "the session store is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn current(
     State(state): State<AppState>,
     PresentedToken(token): PresentedToken,
@@ -41,7 +43,8 @@ pub async fn current(
     security(("bearer" = []), ("cookie" = [])),
     responses(
     (status = 204, description = "logged out; the cookie is cleared"),
-    (status = 401, description = "no token presented")))]
+    (status = 401, description = "no token presented", body = ErrorBody),
+    (status = 503, description = "the session store is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn logout(
     State(state): State<AppState>,
     PresentedToken(token): PresentedToken,

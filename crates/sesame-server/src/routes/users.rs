@@ -2,6 +2,7 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::extract::ApiJson;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, StatusCode};
@@ -43,9 +44,13 @@ fn parse_password(state: &AppState, raw: &str) -> Result<Password, ApiError> {
 
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = RegisterRequest, responses(
     (status = 201, description = "registered", body = RegisterResponse),
-    (status = 409, description = "user_exists"),
-    (status = 422, description = "invalid user name, or password too short, too long or too common"),
-    (status = 503, description = "overloaded or the primary database is unavailable")))]
+    (status = 400, description = "malformed JSON", body = ErrorBody),
+    (status = 409, description = "user_exists", body = ErrorBody),
+    (status = 413, description = "body over 8 KiB", body = ErrorBody),
+    (status = 415, description = "not JSON", body = ErrorBody),
+    (status = 422, description = "invalid user name, or password too short, too long or too common", body = ErrorBody),
+    (status = 429, description = "rate limited (per address)", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait"))),
+    (status = 503, description = "overloaded or the primary database is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -71,9 +76,13 @@ pub async fn register(
     params(("user" = String, Path, description = "the user name")),
     responses(
     (status = 204, description = "changed; every session of the user is revoked"),
-    (status = 401, description = "unknown user or wrong old password"),
-    (status = 422, description = "the new password is not acceptable"),
-    (status = 503, description = "overloaded or the primary database is unavailable")))]
+    (status = 400, description = "malformed JSON", body = ErrorBody),
+    (status = 401, description = "unknown user or wrong old password", body = ErrorBody),
+    (status = 413, description = "body over 8 KiB", body = ErrorBody),
+    (status = 415, description = "not JSON", body = ErrorBody),
+    (status = 422, description = "invalid user name, or the new password is not acceptable", body = ErrorBody),
+    (status = 429, description = "rate limited (per address or account)", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait"))),
+    (status = 503, description = "overloaded or the primary database is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn change_password(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
