@@ -73,12 +73,32 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Removes what test binaries that died without their watchdogs left.
+fn remove_stale_scratch() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("sesame-it-")
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A data directory made by mariadb-install-db once (per machine, reused
 /// across test binaries) and copied for every server.
 fn template() -> Result<PathBuf, String> {
     static TEMPLATE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     TEMPLATE
         .get_or_init(|| {
+            remove_stale_scratch();
             if !Path::new(MARIADBD).exists() {
                 return Err(format!(
                     "{MARIADBD} is not installed (scripts/services up installs it)"
@@ -169,7 +189,7 @@ impl MariaDb {
         // once the test binary has exited.
         let script = format!(
             "\"$@\" & s=$!; while kill -0 {test} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
+             kill -9 $s 2>/dev/null; wait $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
             test = std::process::id(),
             dir = d.display()
         );
@@ -420,7 +440,7 @@ impl PrivateRedis {
     fn launch(&self) -> Result<(), String> {
         let script = format!(
             "\"$@\" & s=$!; while kill -0 {test} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
+             kill -9 $s 2>/dev/null; wait $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
             test = std::process::id(),
             dir = self.dir.display()
         );
