@@ -165,6 +165,7 @@ pub async fn run(plan: Plan, requests: Arc<Requests>) -> RunData {
         shared.recorders.take_tick(),
     ));
     ctrl_c.abort();
+    let _ = ctrl_c.await; // drops its clone of `shared` before into_inner
     progress.finish_and_clear();
     let shared = Arc::into_inner(shared).expect("workers are done");
     let dispatch = shared.dispatch.into_inner().expect("dispatch lock");
