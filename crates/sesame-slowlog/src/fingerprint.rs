@@ -133,18 +133,20 @@ pub fn cache_key(query: &[u8], key: &mut Vec<u8>) -> bool {
         return false;
     }
     let plain_quotes = memchr2(b'"', b'\\', query).is_none();
+    let special = |b: u8| b.is_ascii_digit() || b == 1 || b == 2 || (b == b'\'' && plain_quotes);
     let mut i = 0;
     while i < query.len() {
-        match query[i] {
-            1 | 2 => return false,
-            b'0'..=b'9' => {
-                key.push(1);
-                i += 1 + query[i + 1..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
-            }
-            b'\'' if plain_quotes => {
+        // Bytes that stand for themselves are copied a run at a time.
+        let run = query[i..]
+            .iter()
+            .position(|&b| special(b))
+            .unwrap_or(query.len() - i);
+        key.extend_from_slice(&query[i..i + run]);
+        i += run;
+        match query.get(i) {
+            None => break,
+            Some(1 | 2) => return false,
+            Some(b'\'') => {
                 let Some(len) = memchr(b'\'', &query[i + 1..]) else {
                     key.extend_from_slice(&query[i..]);
                     break;
@@ -153,7 +155,7 @@ pub fn cache_key(query: &[u8], key: &mut Vec<u8>) -> bool {
                 let vanishes = !contents
                     .iter()
                     .any(|b| matches!(b, b'#' | b'(' | b')' | b'\n' | b'\r'))
-                    && memchr::memmem::find(contents, b"--").is_none();
+                    && !contents.windows(2).any(|w| w == b"--");
                 if vanishes {
                     key.extend_from_slice(b"'\x02'");
                 } else {
@@ -161,9 +163,12 @@ pub fn cache_key(query: &[u8], key: &mut Vec<u8>) -> bool {
                 }
                 i += len + 2;
             }
-            b => {
-                key.push(b);
-                i += 1;
+            Some(_) => {
+                key.push(1);
+                i += 1 + query[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
             }
         }
     }

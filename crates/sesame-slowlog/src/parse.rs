@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 pub const SEPARATOR: &[u8] = b";\n#";
 static SEPARATOR_FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(SEPARATOR));
 static SEMICOLON_NEWLINE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b";\n"));
+static SCHEMA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Schema: "));
 static COMMAND: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"Command"));
 
 /// The attributes sesame aggregates, in report order.
@@ -206,7 +207,7 @@ fn header_line<'a>(line: &'a [u8], entry: &mut Entry<'a>) {
     }
     if let Some(thread) = line.strip_prefix(b"# Thread_id: ") {
         // MariaDB names the default database here; `use db;` (MySQL) wins.
-        if let Some(at) = memmem::find(thread, b"Schema: ") {
+        if let Some(at) = SCHEMA.find(thread) {
             let schema = &thread[at + 8..];
             let len = schema
                 .iter()
