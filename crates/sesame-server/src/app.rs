@@ -67,18 +67,24 @@ impl App {
     ) -> anyhow::Result<Self> {
         let hasher = PasswordHasher::new(config.hash_params)?;
         let pool = HashPool::start(hasher, config.hash_workers);
-        let service = LoginService::new(
+        let mut service = LoginService::new(
             stores.users,
             stores.sessions,
             pool,
             clock,
             config.login.clone(),
         )?;
+        // With Redis, every instance shares one set of rate limits.
+        if let Some(shared) = stores.limits {
+            service = service.with_limit_store(shared);
+        }
         let mut log_writers = Vec::new();
-        let mut open_log = |path: &Option<std::path::PathBuf>, what: &str| -> anyhow::Result<Option<JsonLinesLog>> {
+        let mut open_log = |path: &Option<std::path::PathBuf>,
+                            what: &str|
+         -> anyhow::Result<Option<JsonLinesLog>> {
             let Some(path) = path else { return Ok(None) };
-            let (log, writer) =
-                JsonLinesLog::open(path).map_err(|e| anyhow::anyhow!("cannot open {what} {}: {e}", path.display()))?;
+            let (log, writer) = JsonLinesLog::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {what} {}: {e}", path.display()))?;
             log_writers.push(writer);
             Ok(Some(log))
         };

@@ -6,7 +6,9 @@
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sesame_domain::event::LoginEvent;
 use sesame_domain::PoolStats;
@@ -16,7 +18,9 @@ use std::time::Instant;
 
 /// Latency buckets in seconds; the SLO threshold (250 ms by default) is
 /// added when it is not one of them, so "under the SLO" is an exact count.
-const LATENCY_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -44,20 +48,56 @@ pub fn install(slo_seconds: f64) -> PrometheusHandle {
 }
 
 fn describe() {
-    describe_histogram!("sesame_login_duration_seconds", Unit::Seconds, "Login attempts by outcome, region and platform: time from arrival to answer.");
-    describe_histogram!("sesame_login_stage_duration_seconds", Unit::Seconds, "Time a login spent per stage: queue (waiting for a hash worker), hash, db, session.");
+    describe_histogram!(
+        "sesame_login_duration_seconds",
+        Unit::Seconds,
+        "Login attempts by outcome, region and platform: time from arrival to answer."
+    );
+    describe_histogram!(
+        "sesame_login_stage_duration_seconds",
+        Unit::Seconds,
+        "Time a login spent per stage: queue (waiting for a hash worker), hash, db, session."
+    );
     describe_gauge!("sesame_hash_queue_depth", "Hash jobs waiting for a worker.");
     describe_gauge!("sesame_hash_workers", "Hashing threads.");
     describe_gauge!("sesame_hash_workers_busy", "Hashing threads busy now.");
-    describe_gauge!("sesame_hash_estimate_seconds", Unit::Seconds, "Moving average of one hash: what admission control plans with.");
+    describe_gauge!(
+        "sesame_hash_estimate_seconds",
+        Unit::Seconds,
+        "Moving average of one hash: what admission control plans with."
+    );
     describe_counter!("sesame_login_shed_total", "Hash jobs refused (overloaded: at admission) or dropped (expired: deadline passed in the queue; abandoned: client gone).");
-    describe_counter!("sesame_rate_limited_total", "Requests refused by a rate limit, by scope.");
-    describe_histogram!("sesame_db_query_duration_seconds", Unit::Seconds, "Database queries by query and by role (primary, replica, cache).");
-    describe_gauge!("sesame_replica_lag_seconds", Unit::Seconds, "Replication lag of each read replica.");
-    describe_counter!("sesame_http_requests_total", "HTTP requests by route template, method and status.");
-    describe_histogram!("sesame_http_request_duration_seconds", Unit::Seconds, "HTTP request latency by route template and method.");
-    describe_gauge!("sesame_build_info", "Version and source revision of the running binary.");
-    describe_counter!("sesame_event_log_dropped_total", "Event-log lines lost because the writer could not keep up.");
+    describe_counter!(
+        "sesame_rate_limited_total",
+        "Requests refused by a rate limit, by scope."
+    );
+    describe_histogram!(
+        "sesame_db_query_duration_seconds",
+        Unit::Seconds,
+        "Database queries by query and by role (primary, replica, cache)."
+    );
+    describe_gauge!(
+        "sesame_replica_lag_seconds",
+        Unit::Seconds,
+        "Replication lag of each read replica."
+    );
+    describe_counter!(
+        "sesame_http_requests_total",
+        "HTTP requests by route template, method and status."
+    );
+    describe_histogram!(
+        "sesame_http_request_duration_seconds",
+        Unit::Seconds,
+        "HTTP request latency by route template and method."
+    );
+    describe_gauge!(
+        "sesame_build_info",
+        "Version and source revision of the running binary."
+    );
+    describe_counter!(
+        "sesame_event_log_dropped_total",
+        "Event-log lines lost because the writer could not keep up."
+    );
 }
 
 /// A label whose values are bounded: a configured set, or else the first
@@ -114,13 +154,17 @@ impl LoginLabels {
         if event.db_role.is_empty() {
             return; // never reached the login flow: nothing to break down
         }
-        histogram!("sesame_login_stage_duration_seconds", "stage" => "db").record(secs(event.db_ms));
+        histogram!("sesame_login_stage_duration_seconds", "stage" => "db")
+            .record(secs(event.db_ms));
         if event.hash_ms > 0.0 {
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "queue").record(secs(event.queue_ms));
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "hash").record(secs(event.hash_ms));
+            histogram!("sesame_login_stage_duration_seconds", "stage" => "queue")
+                .record(secs(event.queue_ms));
+            histogram!("sesame_login_stage_duration_seconds", "stage" => "hash")
+                .record(secs(event.hash_ms));
         }
         if event.outcome == "ok" {
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "session").record(secs(event.session_ms));
+            histogram!("sesame_login_stage_duration_seconds", "stage" => "session")
+                .record(secs(event.session_ms));
         }
     }
 }

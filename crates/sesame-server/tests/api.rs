@@ -93,7 +93,13 @@ impl TestServer {
     }
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self.http.post(self.url(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -112,12 +118,15 @@ impl TestServer {
     }
 
     async fn register(&self, user: &str, password: &str) {
-        let (status, body) = self.post("/v1/users", json!({"user": user, "password": password})).await;
+        let (status, body) = self
+            .post("/v1/users", json!({"user": user, "password": password}))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
     }
 
     async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.post("/v1/login", json!({"user": user, "password": password})).await
+        self.post("/v1/login", json!({"user": user, "password": password}))
+            .await
     }
 
     async fn session(&self, token: &str) -> StatusCode {
@@ -140,7 +149,9 @@ impl TestServer {
     /// Stops the server and returns the event log's lines.
     async fn stop(self) -> Vec<Value> {
         let raw = self.stop_raw().await;
-        raw.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        raw.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -195,8 +206,14 @@ async fn session_lifecycle_bearer_and_cookie() {
         .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("sesame_session="), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
-    let token = r.json::<Value>().await.unwrap()["session"].as_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let token = r.json::<Value>().await.unwrap()["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let by_cookie = server
         .http
@@ -216,13 +233,24 @@ async fn session_lifecycle_bearer_and_cookie() {
         .await
         .unwrap();
     assert_eq!(out.status(), StatusCode::NO_CONTENT);
-    assert!(out.headers()["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert!(out.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     assert_eq!(server.session(&token).await, StatusCode::UNAUTHORIZED);
 
     // No token, a forged one and a truncated one are all just "no session".
-    let none = server.http.get(server.url("/v1/session")).send().await.unwrap();
+    let none = server
+        .http
+        .get(server.url("/v1/session"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(server.session(&"A".repeat(43)).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        server.session(&"A".repeat(43)).await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(server.session(&token[..40]).await, StatusCode::UNAUTHORIZED);
     server.stop().await;
 }
@@ -265,7 +293,10 @@ async fn usernames_are_one_account_across_case_and_width() {
     let server = TestServer::start().await;
     server.register("Admin", "tall-giraffe-9").await;
     let (status, body) = server
-        .post("/v1/users", json!({"user": "ａｄｍｉｎ", "password": "another-password-1"}))
+        .post(
+            "/v1/users",
+            json!({"user": "ａｄｍｉｎ", "password": "another-password-1"}),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(error_code(&body), "user_exists");
@@ -283,16 +314,33 @@ async fn registration_enforces_the_password_policy() {
         ("12345678", "too common"),
         ("carol-carol-carol", "user name"),
     ] {
-        let (status, body) = server.post("/v1/users", json!({"user": "carol", "password": password})).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{password}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(why), "{password}: {body}");
+        let (status, body) = server
+            .post("/v1/users", json!({"user": "carol", "password": password}))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{password}: {body}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(why),
+            "{password}: {body}"
+        );
     }
     let (status, body) = server
-        .post("/v1/users", json!({"user": "carol", "password": "x".repeat(1025)}))
+        .post(
+            "/v1/users",
+            json!({"user": "carol", "password": "x".repeat(1025)}),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(error_code(&body), "invalid_password");
-    let (status, body) = server.post("/v1/users", json!({"user": "no spaces", "password": "fine-password-1"})).await;
+    let (status, body) = server
+        .post(
+            "/v1/users",
+            json!({"user": "no spaces", "password": "fine-password-1"}),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&body), "invalid_user");
     server.stop().await;
@@ -311,16 +359,34 @@ async fn password_change_revokes_sessions_and_the_old_password() {
             .json(&json!({"old_password": old, "new_password": new}))
             .send()
     };
-    assert_eq!(change("wrong-old-pw", "second-secret-pw").await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        change("first-secret-pw", "second-secret-pw").await.unwrap().status(),
+        change("wrong-old-pw", "second-secret-pw")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        change("first-secret-pw", "second-secret-pw")
+            .await
+            .unwrap()
+            .status(),
         StatusCode::NO_CONTENT
     );
     for s in [&a, &b] {
-        assert_eq!(server.session(s["session"].as_str().unwrap()).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            server.session(s["session"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        );
     }
-    assert_eq!(server.login("dave", "first-secret-pw").await.0, StatusCode::UNAUTHORIZED);
-    assert_eq!(server.login("dave", "second-secret-pw").await.0, StatusCode::OK);
+    assert_eq!(
+        server.login("dave", "first-secret-pw").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        server.login("dave", "second-secret-pw").await.0,
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
@@ -329,10 +395,34 @@ async fn bad_input_gets_a_clear_json_error() {
     let server = TestServer::start().await;
     let json = "application/json";
     let cases: Vec<(&str, &str, Vec<u8>, StatusCode, &str)> = vec![
-        ("malformed", json, b"{\"user\":".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
-        ("not an object", json, b"[1,2]".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("wrong type", "text/plain", b"{}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-        ("no type", "", b"{}".to_vec(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            "malformed",
+            json,
+            b"{\"user\":".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
+        (
+            "not an object",
+            json,
+            b"[1,2]".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "wrong type",
+            "text/plain",
+            b"{}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "no type",
+            "",
+            b"{}".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
         (
             "over 8 KiB",
             json,
@@ -340,8 +430,20 @@ async fn bad_input_gets_a_clear_json_error() {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
-        ("missing password", json, br#"{"user":"a"}"#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_request"),
-        ("invalid utf-8", json, b"{\"user\":\"\xff\xfe\",\"password\":\"x\"}".to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "missing password",
+            json,
+            br#"{"user":"a"}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request",
+        ),
+        (
+            "invalid utf-8",
+            json,
+            b"{\"user\":\"\xff\xfe\",\"password\":\"x\"}".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+        ),
         (
             "bad timestamp",
             json,
@@ -361,11 +463,19 @@ async fn bad_input_gets_a_clear_json_error() {
         let (got, answer) = server.raw_post("/v1/login", content_type, body).await;
         assert_eq!(got, status, "{name}: {answer}");
         assert_eq!(error_code(&answer), code, "{name}: {answer}");
-        assert!(!answer["error"]["message"].as_str().unwrap().is_empty(), "{name}");
+        assert!(
+            !answer["error"]["message"].as_str().unwrap().is_empty(),
+            "{name}"
+        );
     }
-    let (_, answer) = server.raw_post("/v1/login", json, br#"{"user":"a"}"#.to_vec()).await;
+    let (_, answer) = server
+        .raw_post("/v1/login", json, br#"{"user":"a"}"#.to_vec())
+        .await;
     assert!(
-        answer["error"]["message"].as_str().unwrap().contains("password"),
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("password"),
         "the message names the missing field: {answer}"
     );
     let events = server.stop().await;
@@ -378,7 +488,10 @@ async fn the_ip_field_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<ipnet::IpNet> = trusted.iter().map(|s| s.parse().unwrap()).collect();
         let server = TestServer::start_with(|c| c.trusted_proxies = trusted).await;
         let (status, _) = server
-            .post("/v1/login", json!({"IP": "203.0.113.9/32", "user": "x", "password": "whatever-pw"}))
+            .post(
+                "/v1/login",
+                json!({"IP": "203.0.113.9/32", "user": "x", "password": "whatever-pw"}),
+            )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         server.stop().await[0]["ip"].as_str().unwrap().to_owned()
@@ -407,8 +520,14 @@ async fn optional_client_context_is_recorded_and_nothing_secret_is() {
     assert_eq!(first["region"], "eu-west");
     assert_eq!(first["platform"], "android");
     assert_eq!(first["app_version"], "5.2.0");
-    assert!(!raw.contains("marker-PW"), "a password reached the event log");
-    assert!(!raw.contains(&token), "a session token reached the event log");
+    assert!(
+        !raw.contains("marker-PW"),
+        "a password reached the event log"
+    );
+    assert!(
+        !raw.contains(&token),
+        "a session token reached the event log"
+    );
 }
 
 #[tokio::test]
@@ -417,15 +536,26 @@ async fn old_hash_parameters_are_upgraded_on_login() {
     let db_url = format!("sqlite:{}", dir.path().join("sesame.db").display());
     // Register under old parameters.
     let mut old = config(dir.path());
-    old.hash_params = HashParams { m_cost: 128, ..CHEAP };
+    old.hash_params = HashParams {
+        m_cost: 128,
+        ..CHEAP
+    };
     let server = TestServer::start_in(tempfile::tempdir().unwrap(), db_url.clone(), old).await;
     server.register("frank", "blue-walrus-42").await;
     server.stop().await;
     assert!(stored_hash(&db_url).await.contains("m=128,"));
 
     // Log in under current parameters: the stored hash is upgraded.
-    let server = TestServer::start_in(tempfile::tempdir().unwrap(), db_url.clone(), config(dir.path())).await;
-    assert_eq!(server.login("frank", "blue-walrus-42").await.0, StatusCode::OK);
+    let server = TestServer::start_in(
+        tempfile::tempdir().unwrap(),
+        db_url.clone(),
+        config(dir.path()),
+    )
+    .await;
+    assert_eq!(
+        server.login("frank", "blue-walrus-42").await.0,
+        StatusCode::OK
+    );
     let mut upgraded = String::new();
     for _ in 0..100 {
         upgraded = stored_hash(&db_url).await;
@@ -435,7 +565,10 @@ async fn old_hash_parameters_are_upgraded_on_login() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(upgraded.contains("m=256,"), "{upgraded}");
-    assert_eq!(server.login("frank", "blue-walrus-42").await.0, StatusCode::OK);
+    assert_eq!(
+        server.login("frank", "blue-walrus-42").await.0,
+        StatusCode::OK
+    );
     server.stop().await;
 }
 
@@ -454,13 +587,26 @@ async fn health_readiness_and_openapi() {
     let ready: Value = get("/readyz").await.unwrap().json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     let doc: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
-    for path in ["/v1/login", "/v1/users", "/v1/session", "/v1/users/{user}/password", "/healthz", "/readyz"] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from openapi.json");
+    for path in [
+        "/v1/login",
+        "/v1/users",
+        "/v1/session",
+        "/v1/users/{user}/password",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from openapi.json"
+        );
     }
     assert!(doc["components"]["schemas"]["LoginRequest"]["properties"]["client"].is_object());
     let page = get("/").await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     server.stop().await;
 }
 
@@ -470,7 +616,10 @@ async fn overload_is_shed_at_once_with_retry_after() {
     // immediately rather than queued.
     let server = TestServer::start_with(|c| {
         c.hash_workers = 1;
-        c.hash_params = HashParams { m_cost: 65_536, ..CHEAP };
+        c.hash_params = HashParams {
+            m_cost: 65_536,
+            ..CHEAP
+        };
         c.login.latency_budget = Duration::from_micros(1);
     })
     .await;
@@ -482,7 +631,14 @@ async fn overload_is_shed_at_once_with_retry_after() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     assert_eq!(error_code(&r.json().await.unwrap()), "overloaded");
     let events = server.stop().await;
     assert_eq!(events[0]["outcome"], "overloaded");
@@ -493,7 +649,13 @@ async fn overload_is_shed_at_once_with_retry_after() {
 async fn shutdown_turns_readiness_off_then_finishes_in_flight_requests() {
     let server = TestServer::start_with(|c| c.drain_delay = Duration::from_millis(300)).await;
     server.register("gina", "quiet-meadow-7").await;
-    let TestServer { stop, served, http, base, .. } = server;
+    let TestServer {
+        stop,
+        served,
+        http,
+        base,
+        ..
+    } = server;
     stop.unwrap().send(()).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     // Draining: not ready, but still serving (the listener is open).
@@ -519,7 +681,15 @@ async fn metrics_expose_the_login_pipeline() {
             json!({"user":"hana","password":"orange-kettle-5","client":{"region":"eu-west","platform":"ios"}}),
         )
         .await;
-    let text = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for needle in [
         "sesame_login_duration_seconds_bucket{outcome=\"ok\",region=\"eu-west\",platform=\"ios\",le=\"0.25\"}",
         "sesame_login_stage_duration_seconds_bucket{stage=\"hash\"",
@@ -556,7 +726,10 @@ async fn a_flood_from_one_address_gets_429_with_retry_after_before_any_hash() {
             .unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
             assert_eq!(error_code(&r.json().await.unwrap()), "rate_limited");
         }
     }
@@ -564,9 +737,15 @@ async fn a_flood_from_one_address_gets_429_with_retry_after_before_any_hash() {
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
     let events = server.stop().await;
-    let limited: Vec<_> = events.iter().filter(|e| e["outcome"] == "rate_limited").collect();
+    let limited: Vec<_> = events
+        .iter()
+        .filter(|e| e["outcome"] == "rate_limited")
+        .collect();
     assert_eq!(limited.len(), 3);
-    assert!(limited.iter().all(|e| e["hash_ms"] == 0.0), "no hash is spent on a refused attempt");
+    assert!(
+        limited.iter().all(|e| e["hash_ms"] == 0.0),
+        "no hash is spent on a refused attempt"
+    );
 }
 
 #[tokio::test]

@@ -21,9 +21,11 @@ pub use sqlite::SqliteStore;
 
 use markers::{LocalWrites, RecentWrites};
 use redis_store::RedisWrites;
+use sesame_domain::DbRole;
 use sesame_domain::{SessionStore, StoreError, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 /// The stores a running service uses.
 #[derive(Clone)]
@@ -239,4 +241,15 @@ mod tests {
         assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
         assert_eq!(redact_url("sqlite:sesame.db"), "sqlite:sesame.db");
     }
+}
+
+/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
+/// fixed set, so label values stay bounded.
+pub(crate) fn observe(query: &'static str, role: DbRole, started: Instant) {
+    metrics::histogram!(
+        "sesame_db_query_duration_seconds",
+        "query" => query,
+        "role" => role.as_str()
+    )
+    .record(started.elapsed().as_secs_f64());
 }

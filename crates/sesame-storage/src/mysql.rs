@@ -14,6 +14,7 @@
 //! down) the write is refused before it starts.
 
 use crate::markers::{RecentWrites, PENDING};
+use crate::observe;
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -206,17 +207,6 @@ fn map_err(server: &str, e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Other(format!("database {server}: {e}")),
     }
-}
-
-/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
-/// fixed set, so label values stay bounded.
-fn observe(query: &'static str, role: DbRole, started: Instant) {
-    metrics::histogram!(
-        "sesame_db_query_duration_seconds",
-        "query" => query,
-        "role" => role.as_str()
-    )
-    .record(started.elapsed().as_secs_f64());
 }
 
 fn primary_error(e: StoreError) -> StoreError {

@@ -11,6 +11,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
+use std::time::Instant;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -75,6 +76,7 @@ impl UserStore for SqliteStore {
         &self,
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let _timer = QueryTimer::start("find_for_login");
         let row = sqlx::query(
             "SELECT id, username, password_hash, created_at FROM users WHERE username = ?",
         )
@@ -89,6 +91,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
+        let _timer = QueryTimer::start("create_user");
         let now = to_ms(user.created_at);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?) RETURNING id",
@@ -135,6 +138,7 @@ impl UserStore for SqliteStore {
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let _timer = QueryTimer::start("set_password_hash");
         let done =
             sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
                 .bind(password_hash)
@@ -155,6 +159,7 @@ impl UserStore for SqliteStore {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<(), StoreError> {
+        let _timer = QueryTimer::start("upgrade_hash");
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
             .bind(new_hash)
             .bind(user_id)
@@ -166,6 +171,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn remove(&self, username: &Username) -> Result<(), StoreError> {
+        let _timer = QueryTimer::start("remove_user");
         let done = sqlx::query("DELETE FROM users WHERE username = ?")
             .bind(username.as_str())
             .execute(&self.pool)
@@ -205,6 +211,7 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        let _timer = QueryTimer::start("create_session");
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(session.token_hash.as_bytes())
             .bind(session.user_id)
@@ -221,6 +228,7 @@ impl SessionStore for SqliteStore {
         token_hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
+        let _timer = QueryTimer::start("find_session");
         let row = sqlx::query(
             "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
@@ -240,6 +248,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
+        let _timer = QueryTimer::start("revoke_session");
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash.as_bytes())
             .execute(&self.pool)
@@ -249,6 +258,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
+        let _timer = QueryTimer::start("revoke_user_sessions");
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
             .bind(user_id)
             .execute(&self.pool)
@@ -259,5 +269,26 @@ impl SessionStore for SqliteStore {
 
     async fn ready(&self) -> Result<(), StoreError> {
         UserStore::ready(self).await
+    }
+}
+
+/// Records a query's duration when dropped, whichever way it returns.
+struct QueryTimer {
+    query: &'static str,
+    started: Instant,
+}
+
+impl QueryTimer {
+    fn start(query: &'static str) -> Self {
+        Self {
+            query,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for QueryTimer {
+    fn drop(&mut self) {
+        crate::observe(self.query, DbRole::Primary, self.started);
     }
 }

@@ -119,7 +119,11 @@ fn library_hash(params: HashParams) -> anyhow::Result<impl Fn(&[u8]) + Clone + S
 
 /// Hashes per second with `threads` threads hashing back to back: the
 /// ceiling of any login path with these parameters on this machine.
-pub fn raw_rate(threads: usize, window: Duration, hash: impl Fn(&[u8]) + Clone + Send) -> anyhow::Result<f64> {
+pub fn raw_rate(
+    threads: usize,
+    window: Duration,
+    hash: impl Fn(&[u8]) + Clone + Send,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let counts: Vec<u64> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads.max(1))

@@ -90,7 +90,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     f64::from(args.account_ip_failures_per_min),
                     args.account_ip_failures_per_min,
                 ),
-                per_account_failures: Rate::per_minute(f64::from(args.account_failures_per_min), 50),
+                per_account_failures: Rate::per_minute(
+                    f64::from(args.account_failures_per_min),
+                    50,
+                ),
                 ..LimitSettings::default()
             },
         },

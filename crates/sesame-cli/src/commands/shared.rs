@@ -56,7 +56,11 @@ pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
         "" | "s" => value,
         "ms" => value / 1000.0,
         "m" => value * 60.0,
-        other => return Err(format!("unknown unit {other:?} in {raw:?} (use ms, s or m)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {raw:?} (use ms, s or m)"
+            ))
+        }
     };
     std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{raw:?}: {e}"))
 }

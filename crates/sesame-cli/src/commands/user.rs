@@ -67,6 +67,11 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
             UserCommand::Remove(args) => {
                 let stores = sesame_storage::open(&args.storage.storage_config()).await?;
                 let user = Username::parse(&args.user)?;
+                // Sessions may live apart from the users table (Redis):
+                // revoke them first so none outlives the account.
+                let (record, _) = stores.users.find_for_login(&user).await?;
+                let record = record.with_context(|| format!("no such user: {user}"))?;
+                stores.sessions.revoke_all(record.id).await?;
                 stores
                     .users
                     .remove(&user)

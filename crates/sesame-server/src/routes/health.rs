@@ -32,10 +32,14 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
 /// Prometheus metrics, text format.
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     crate::metrics::refresh_pool(&state.service.pool().stats());
-    let dropped = state.events.as_ref().map_or(0, |l| l.dropped()) + state.slow_logins.as_ref().map_or(0, |l| l.dropped());
+    let dropped = state.events.as_ref().map_or(0, |l| l.dropped())
+        + state.slow_logins.as_ref().map_or(0, |l| l.dropped());
     metrics::counter!("sesame_event_log_dropped_total").absolute(dropped);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -2,8 +2,8 @@
 
 use crate::app::{AppState, SERVER_VERSION};
 use crate::error::ApiError;
-use crate::openapi::ErrorBody;
 use crate::extract::{ApiJson, SESSION_COOKIE};
+use crate::openapi::ErrorBody;
 use crate::routes::REQUEST_ID;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

@@ -53,5 +53,7 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
 
 /// `/metrics` alone, for a separate metrics listener.
 pub fn metrics_router(state: AppState) -> Router {
-    Router::new().route("/metrics", get(health::metrics)).with_state(state)
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
 }

@@ -2,8 +2,8 @@
 
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::openapi::ErrorBody;
 use crate::extract::{PresentedToken, SESSION_COOKIE};
+use crate::openapi::ErrorBody;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
