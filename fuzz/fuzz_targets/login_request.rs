@@ -111,9 +111,8 @@ impl Harness {
             let body = if bytes.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                    panic!("{status}: body is not JSON ({e}): {bytes:?}")
-                })
+                serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
             };
             (status, body)
         })
@@ -216,13 +215,23 @@ fuzz_target!(|data: &[u8]| {
             let (login_status, body) = h.send(post("/v1/login", creds));
             check("login after register", login_status, &body, LOGIN);
             if status == StatusCode::CREATED {
-                assert_eq!(login_status, StatusCode::OK, "registered, cannot log in: {body}");
+                assert_eq!(
+                    login_status,
+                    StatusCode::OK,
+                    "registered, cannot log in: {body}"
+                );
             }
         }
         _ => {
             for (name, value) in [
-                (header::AUTHORIZATION, [b"Bearer ".as_slice(), rest].concat()),
-                (header::COOKIE, [b"sesame_session=".as_slice(), rest].concat()),
+                (
+                    header::AUTHORIZATION,
+                    [b"Bearer ".as_slice(), rest].concat(),
+                ),
+                (
+                    header::COOKIE,
+                    [b"sesame_session=".as_slice(), rest].concat(),
+                ),
                 (header::COOKIE, rest.to_vec()),
             ] {
                 let Ok(req) = Request::builder()

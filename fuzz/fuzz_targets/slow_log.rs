@@ -11,7 +11,11 @@ use sesame_slowlog::parse::{for_each_entry, parse_decimal, record_boundary, Pars
 
 fuzz_target!(|data: &[u8]| {
     if let Some(end) = record_boundary(data) {
-        assert!(end <= data.len(), "boundary {end} past the chunk ({})", data.len());
+        assert!(
+            end <= data.len(),
+            "boundary {end} past the chunk ({})",
+            data.len()
+        );
     }
     let _ = parse_decimal(data);
     let mut fp = Fingerprinter::default();

@@ -347,7 +347,7 @@ impl Server {
         let expanded = self.expand(raw);
         let mut rest = expanded.as_str();
         while let Some(at) = rest.find("<0x") {
-            bytes.extend_from_slice(rest[..at].as_bytes());
+            bytes.extend_from_slice(&rest.as_bytes()[..at]);
             bytes.push(u8::from_str_radix(&rest[at + 3..at + 5], 16).unwrap());
             rest = &rest[at + 6..];
         }
