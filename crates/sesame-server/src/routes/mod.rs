@@ -10,7 +10,7 @@ use axum::http::{HeaderName, Request};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use utoipa::OpenApi;
 
 pub use login::{LoginRequest, LoginResponse};
@@ -42,10 +42,14 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                // Method and path only: query strings and bodies may hold secrets.
-                tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    // Method and path only: query strings and bodies may hold secrets.
+                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                // A 503 under overload is the design working, not an error to
+                // log per request; real internal errors are logged by ApiError.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
