@@ -77,9 +77,14 @@ fn chart(r: &Report, title: &str, series: &[Series], log: bool, unit: fn(f64) ->
     for k in 0..ticks {
         let i = k * (n - 1) / (ticks - 1).max(1);
         if let Some(row) = r.timeline.get(i) {
+            let anchor = if k + 1 == ticks && ticks > 1 {
+                "end"
+            } else {
+                "middle"
+            };
             let _ = write!(
                 svg,
-                r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="middle" fill="#555">{}</text>"##,
+                r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="{anchor}" fill="#555">{}</text>"##,
                 x(i),
                 HEIGHT - 10.0,
                 escape(row.start.get(11..16).unwrap_or(&row.start))

@@ -14,6 +14,7 @@ pub mod scan;
 pub mod synth;
 
 use anyhow::Context;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,7 +41,7 @@ pub struct TriageArgs {
     #[arg(long, env = "SESAME_TRIAGE_INTERVAL", value_parser = parse_interval)]
     pub interval: Option<i64>,
     /// Print the report as JSON instead of text.
-    #[arg(long, env = "SESAME_TRIAGE_JSON")]
+    #[arg(long, env = "SESAME_TRIAGE_JSON", value_parser = clap::builder::BoolishValueParser::new())]
     pub json: bool,
     /// Also write the report as a self-contained HTML page (inline SVG charts).
     #[arg(long, env = "SESAME_TRIAGE_HTML", value_name = "FILE")]
@@ -154,10 +155,15 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, html::render(&report))
             .with_context(|| format!("write {}", path.display()))?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        print!("{}", render::text(&report));
+        render::text(&report)
+    };
+    // `sesame triage ... | head` is fine: a closed pipe is no error.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
     // Nothing readable at all is an error; some bad lines are a finding.
     if report.lines > 0 && report.bad_lines == report.lines {
