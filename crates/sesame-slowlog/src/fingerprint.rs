@@ -119,10 +119,11 @@ impl Fingerprinter {
 /// by 0x02. Digit runs always end up inside one `?` (or one word) whatever
 /// their length; a string's contents vanish with it when nothing before the
 /// string pass could look inside (no `/*`, `"` or `\\` in the query; no
-/// `#`, `--`, `(`, `)` or line break in the string). Returns false for
-/// queries whose fingerprint keeps digits verbatim (CALL, administrator
-/// commands, toolkit comments), for `use` (a space in a string matters
-/// there) and for queries that contain the marker bytes.
+/// `#`, `--`, `(`, `)` or line break in the string). Only the first row of
+/// a multi-row INSERT counts: the fingerprint drops the others first.
+/// Returns false for queries whose fingerprint keeps digits verbatim (CALL,
+/// administrator commands, toolkit comments), for `use` (a space in a
+/// string matters there) and for queries that contain the marker bytes.
 pub fn cache_key(query: &[u8], key: &mut Vec<u8>) -> bool {
     key.clear();
     if BLOCK_OPEN.find(query).is_some()
@@ -132,6 +133,7 @@ pub fn cache_key(query: &[u8], key: &mut Vec<u8>) -> bool {
     {
         return false;
     }
+    let query = shorten_multi_row_insert(query);
     let plain_quotes = memchr2(b'"', b'\\', query).is_none();
     let special = |b: u8| b.is_ascii_digit() || b == 1 || b == 2 || (b == b'\'' && plain_quotes);
     let mut i = 0;
