@@ -219,14 +219,16 @@ impl SeedArgs {
     }
 }
 
-/// Runs `sesame load` (or `sesame load seed`) on a runtime of its own.
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Runs `sesame load` (or `sesame load seed`) on a runtime of its own. The
+/// load itself is sent from threads of its own (see [`runner`]); this
+/// runtime plans, reports and seeds.
 pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
-    let threads = args
-        .run
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
+        .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
@@ -315,6 +317,7 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<Report> {
             end: planned.end,
             max_requests: args.requests,
             connections: args.connections,
+            threads: args.threads.unwrap_or_else(available_cores),
             timeout: args.timeout,
             progress: !args.no_progress,
         },

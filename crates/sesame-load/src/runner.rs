@@ -21,6 +21,9 @@ pub struct Plan {
     pub end: Option<Duration>,
     pub max_requests: Option<u64>,
     pub connections: usize,
+    /// Sending threads, each with a single-threaded runtime of its own and
+    /// its share of the connections (as wrk runs one event loop per thread).
+    pub threads: usize,
     /// Counted from each request's intended send time.
     pub timeout: Duration,
     pub progress: bool,
@@ -66,7 +69,7 @@ struct Shared {
     max_requests: Option<u64>,
     closed_loop: bool,
     timeout: Duration,
-    stop: AtomicBool,
+    stop: Arc<AtomicBool>,
     sent: AtomicU64,
     requests: Arc<Requests>,
     recorders: Recorders,
@@ -108,6 +111,7 @@ impl Shared {
 
 pub async fn run(plan: Plan, requests: Arc<Requests>) -> RunData {
     let connections = plan.connections.max(1);
+    let threads = plan.threads.clamp(1, connections);
     let shared = Arc::new(Shared {
         dispatch: Mutex::new(Dispatch {
             source: plan.source,
@@ -121,25 +125,47 @@ pub async fn run(plan: Plan, requests: Arc<Requests>) -> RunData {
         max_requests: plan.max_requests,
         closed_loop: plan.closed_loop,
         timeout: plan.timeout,
-        stop: AtomicBool::new(false),
+        stop: Arc::new(AtomicBool::new(false)),
         sent: AtomicU64::new(0),
         requests,
-        // A few shards per thread keep workers from queueing on one lock.
-        recorders: Recorders::new(4 * std::thread::available_parallelism().map_or(1, usize::from)),
+        // One shard per sending thread: its workers never wait on another's.
+        recorders: Recorders::new(threads),
     });
     let started_at = chrono::Utc::now();
     let progress = progress_bar(plan.progress, plan.end);
     let ctrl_c = {
-        let shared = shared.clone();
+        let stop = shared.stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                shared.stop.store(true, Ordering::Relaxed);
+                stop.store(true, Ordering::Relaxed);
             }
         })
     };
     let mut workers = tokio::task::JoinSet::new();
-    for id in 0..connections {
-        workers.spawn(worker(shared.clone(), id));
+    for thread in 0..threads {
+        let shared = shared.clone();
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let share = connections / threads + usize::from(thread < connections % threads);
+        std::thread::Builder::new()
+            .name(format!("load-{thread}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a sending runtime");
+                runtime.block_on(async {
+                    let mut local = tokio::task::JoinSet::new();
+                    for _ in 0..share {
+                        local.spawn(worker(shared.clone(), thread));
+                    }
+                    while local.join_next().await.is_some() {}
+                });
+                drop(runtime);
+                drop(shared);
+                let _ = done.send(());
+            })
+            .expect("a sending thread");
+        workers.spawn(finished);
     }
     let mut timeline = Vec::new();
     let mut errors = 0;

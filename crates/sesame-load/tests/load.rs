@@ -143,7 +143,7 @@ async fn replay_reproduces_recorded_timing_and_mix() {
         (300, "alice", "ok", "203.0.113.7", "eu-west", "ios"),
         (1000, "carol", "ok", "203.0.113.9", "ap-south", "android"),
         (
-            1000,
+            1100,
             "bob",
             "invalid_credentials",
             "203.0.113.8",
