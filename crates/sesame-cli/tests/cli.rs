@@ -5,11 +5,19 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHEAP: [&str; 6] = ["--hash-m-cost", "256", "--hash-t-cost", "1", "--hash-p-cost", "1"];
+const CHEAP: [&str; 6] = [
+    "--hash-m-cost",
+    "256",
+    "--hash-t-cost",
+    "1",
+    "--hash-p-cost",
+    "1",
+];
 
 fn sesame() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sesame"));
-    cmd.env_remove("SESAME_DATABASE_URL").env("SESAME_LOG", "info");
+    cmd.env_remove("SESAME_DATABASE_URL")
+        .env("SESAME_LOG", "info");
     cmd
 }
 
@@ -25,11 +33,20 @@ fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
         .spawn()
         .unwrap();
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{cmd:?}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
 }
 
@@ -39,7 +56,16 @@ fn user_management_round_trip() {
     let db = db(dir.path());
     assert!(run_ok(sesame().args(["migrate", "--database", &db]), None).contains("migrated"));
     let out = run_ok(
-        sesame().args(["user", "add", "Operator", "--password-stdin", "--database", &db]).args(CHEAP),
+        sesame()
+            .args([
+                "user",
+                "add",
+                "Operator",
+                "--password-stdin",
+                "--database",
+                &db,
+            ])
+            .args(CHEAP),
         Some("violet-harbor-88\n"),
     );
     assert_eq!(out.trim(), "created operator");
@@ -52,27 +78,53 @@ fn user_management_round_trip() {
         Some("amber-canyon-51\n"),
     );
     let list = run_ok(sesame().args(["user", "list", "--database", &db]), None);
-    let names: Vec<&str> = list.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    let names: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
     assert_eq!(names, ["operator", "second"]);
 
     let weak = sesame()
-        .args(["user", "passwd", "operator", "--password-stdin", "--database", &db])
+        .args([
+            "user",
+            "passwd",
+            "operator",
+            "--password-stdin",
+            "--database",
+            &db,
+        ])
         .args(CHEAP)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    weak.stdin.as_ref().unwrap().write_all(b"password\n").unwrap();
+    weak.stdin
+        .as_ref()
+        .unwrap()
+        .write_all(b"password\n")
+        .unwrap();
     let out = weak.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("too common"));
 
     run_ok(
-        sesame().args(["user", "passwd", "operator", "--password-stdin", "--database", &db]).args(CHEAP),
+        sesame()
+            .args([
+                "user",
+                "passwd",
+                "operator",
+                "--password-stdin",
+                "--database",
+                &db,
+            ])
+            .args(CHEAP),
         Some("silver-lantern-23\n"),
     );
-    run_ok(sesame().args(["user", "remove", "OPERATOR", "--database", &db]), None);
+    run_ok(
+        sesame().args(["user", "remove", "OPERATOR", "--database", &db]),
+        None,
+    );
     let list = run_ok(sesame().args(["user", "list", "--database", &db]), None);
     assert_eq!(list.lines().count(), 1);
 }
@@ -80,7 +132,15 @@ fn user_management_round_trip() {
 #[test]
 fn calibrate_prints_parameters_that_meet_the_target() {
     let out = run_ok(
-        sesame().args(["calibrate", "--target-ms", "3", "--m-cost", "1024", "--samples", "1"]),
+        sesame().args([
+            "calibrate",
+            "--target-ms",
+            "3",
+            "--m-cost",
+            "1024",
+            "--samples",
+            "1",
+        ]),
         None,
     );
     assert!(out.contains("argon2id m="), "{out}");
@@ -91,7 +151,10 @@ fn calibrate_prints_parameters_that_meet_the_target() {
 fn every_flag_names_its_environment_variable() {
     for command in ["serve", "migrate", "calibrate"] {
         let help = run_ok(sesame().args([command, "--help"]), None);
-        for line in help.lines().filter(|l| l.trim_start().starts_with("--") && !l.contains("--help")) {
+        for line in help
+            .lines()
+            .filter(|l| l.trim_start().starts_with("--") && !l.contains("--help"))
+        {
             // clap puts [env: ...] on the flag's line or the next lines.
             let flag = line.split_whitespace().next().unwrap();
             let block: String = help
@@ -102,7 +165,10 @@ fn every_flag_names_its_environment_variable() {
                 .take(4)
                 .collect::<Vec<_>>()
                 .join(" ");
-            assert!(block.contains("[env: SESAME_"), "{command} {flag} has no SESAME_* variable");
+            assert!(
+                block.contains("[env: SESAME_"),
+                "{command} {flag} has no SESAME_* variable"
+            );
         }
     }
 }
@@ -116,7 +182,15 @@ struct Served {
 impl Served {
     fn start(extra: &[&str], dir: &Path) -> Self {
         let mut child = sesame()
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db(dir), "--log-format", "json"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db(dir),
+                "--log-format",
+                "json",
+            ])
             .args(CHEAP)
             .args(extra)
             .stdout(Stdio::null())
@@ -135,14 +209,22 @@ impl Served {
             if let Some(addr) = v["fields"]["listen"].as_str() {
                 // Keep draining stderr so the server never blocks on it.
                 std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-                return Self { addr: addr.to_owned(), child };
+                return Self {
+                    addr: addr.to_owned(),
+                    child,
+                };
             }
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("serve did not log its address");
     }
 
     fn signal(&self, name: &str) {
-        Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
@@ -156,7 +238,10 @@ fn serve_answers_then_exits_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let served = Served::start(&[], dir.path());
     assert_eq!(http_status(&served.addr, "/readyz"), 200);
-    assert!(dir.path().join("ops.db").exists(), "database created at start");
+    assert!(
+        dir.path().join("ops.db").exists(),
+        "database created at start"
+    );
     let status = served.stop();
     assert!(status.success(), "exit status {status:?}");
 }
@@ -167,7 +252,13 @@ fn logs_reopen_on_sighup_for_logrotate() {
     let events = dir.path().join("events.jsonl");
     let rotated = dir.path().join("events.jsonl.1");
     let served = Served::start(&["--event-log", events.to_str().unwrap()], dir.path());
-    let login = || post_json(&served.addr, "/v1/login", r#"{"user":"nobody","password":"whatever-pw"}"#);
+    let login = || {
+        post_json(
+            &served.addr,
+            "/v1/login",
+            r#"{"user":"nobody","password":"whatever-pw"}"#,
+        )
+    };
     assert_eq!(login(), 401);
     wait_for_lines(&events, 1);
     std::fs::rename(&events, &rotated).unwrap();
@@ -180,7 +271,10 @@ fn logs_reopen_on_sighup_for_logrotate() {
     assert_eq!(login(), 401);
     wait_for_lines(&events, 1);
     assert!(served.stop().success());
-    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
     assert_eq!(std::fs::read_to_string(&events).unwrap().lines().count(), 1);
 }
 
@@ -207,15 +301,27 @@ fn post_json(addr: &str, path: &str, body: &str) -> u16 {
     .unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The status code of a plain HTTP/1.1 GET.
 fn http_status(addr: &str, path: &str) -> u16 {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(conn, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }

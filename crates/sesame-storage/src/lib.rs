@@ -224,6 +224,17 @@ pub async fn migrate(config: &StorageConfig) -> Result<(), StoreError> {
     SqliteStore::open(&config.database_url).await.map(|_| ())
 }
 
+/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
+/// fixed set, so label values stay bounded.
+pub(crate) fn observe(query: &'static str, role: DbRole, started: Instant) {
+    metrics::histogram!(
+        "sesame_db_query_duration_seconds",
+        "query" => query,
+        "role" => role.as_str()
+    )
+    .record(started.elapsed().as_secs_f64());
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;
@@ -241,15 +252,4 @@ mod tests {
         assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
         assert_eq!(redact_url("sqlite:sesame.db"), "sqlite:sesame.db");
     }
-}
-
-/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
-/// fixed set, so label values stay bounded.
-pub(crate) fn observe(query: &'static str, role: DbRole, started: Instant) {
-    metrics::histogram!(
-        "sesame_db_query_duration_seconds",
-        "query" => query,
-        "role" => role.as_str()
-    )
-    .record(started.elapsed().as_secs_f64());
 }
