@@ -205,8 +205,8 @@ pub struct SeedArgs {
     #[arg(long, env = "SESAME_LOAD_CONNECTIONS", default_value_t = 8)]
     pub connections: usize,
     /// No progress bar.
-    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS", action = clap::ArgAction::SetFalse)]
-    pub progress: bool,
+    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS")]
+    pub no_progress: bool,
 }
 
 impl SeedArgs {

@@ -36,7 +36,7 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Seeded> {
         (Some(database), _) => import(database, &users, args.hash_params(), args.batch).await?,
         (None, Some(target)) => {
             let target = Target::resolve(target, args.allow_remote).await?;
-            register(target, users, args.connections, args.progress).await?
+            register(target, users, args.connections, !args.no_progress).await?
         }
         (None, None) => bail!("say where to seed: --database URL (fast, direct import) or --target URL (through the API)"),
     };
