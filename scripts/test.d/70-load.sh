@@ -19,7 +19,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-export SESAME_HASH_M_COST=64 SESAME_HASH_T_COST=1 SESAME_LOAD_NO_PROGRESS=1
+export SESAME_HASH_M_COST=64 SESAME_HASH_T_COST=1 SESAME_LOAD_NO_PROGRESS=true
 db="sqlite:$tmp/sesame.db"
 
 say "seed 20000 users by direct import"
@@ -39,12 +39,12 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-say "seed 5 more users through the API"
-"$sesame" load seed --target "$target" --users 20005 2>&1 | tee "$tmp/seed.txt"
-grep -q "5 created, 20000 already there" "$tmp/seed.txt" || die "API seeding"
+say "seed 3 users of another prefix through the API"
+"$sesame" load seed --target "$target" --users 3 --user-prefix api- 2>&1 | tee "$tmp/seed.txt"
+grep -q "3 created, 0 already there" "$tmp/seed.txt" || die "API seeding"
 
 say "mix with an attacker, 3 s"
-"$sesame" load --target "$target" --rate 60 --arrival poisson --duration 3s --users 20005 \
+"$sesame" load --target "$target" --rate 60 --arrival poisson --duration 3s --users 20000 \
   --mix login=60,wrong-password=20,unknown-user=10,session=10 \
   --attack-rate 40 --attack-ips 2 --json "$tmp/run.json" --html "$tmp/run.html"
 python3 - "$tmp/run.json" <<'PY'
@@ -62,7 +62,7 @@ grep -q "<svg" "$tmp/run.html" || die "HTML report has no chart"
 say "replay the recorded event log at speed 2"
 sleep 1  # the event log is written in the background
 recorded=$(wc -l < "$tmp/events.jsonl")
-"$sesame" load --target "$target" --replay "$tmp/events.jsonl" --speed 2 --users 20005 \
+"$sesame" load --target "$target" --replay "$tmp/events.jsonl" --speed 2 --users 20000 \
   --json "$tmp/replay.json"
 python3 - "$tmp/replay.json" "$recorded" <<'PY'
 import json, sys

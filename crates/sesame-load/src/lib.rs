@@ -18,6 +18,7 @@ pub mod seed;
 pub mod stats;
 
 use anyhow::{bail, Context};
+use clap::builder::BoolishValueParser;
 use client::{Requests, Target, Tokens, Users};
 use report::{Report, RunInfo};
 use scenario::{ClientProfile, Drawn, Listed, Merged, Mix, Op, Source};
@@ -56,7 +57,7 @@ pub struct RunArgs {
     )]
     pub target: String,
     /// Allow a target that is not on this machine (loopback).
-    #[arg(long, env = "SESAME_LOAD_ALLOW_REMOTE")]
+    #[arg(long, env = "SESAME_LOAD_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
 
     /// Constant rate: requests per second (`200`, `200/s`, `12000/m`).
@@ -89,7 +90,7 @@ pub struct RunArgs {
     /// Closed loop at full speed: every connection sends its next request as
     /// soon as it has an answer. Finds the throughput ceiling; its latencies
     /// are service times, not what users would see at that rate.
-    #[arg(long, env = "SESAME_LOAD_MAX")]
+    #[arg(long, env = "SESAME_LOAD_MAX", value_parser = BoolishValueParser::new())]
     pub max: bool,
 
     /// Stop after this long (default: the stages' or the log's length; 30s
@@ -143,7 +144,7 @@ pub struct RunArgs {
     #[arg(long, env = "SESAME_LOAD_HTML")]
     pub html: Option<PathBuf>,
     /// No live progress line.
-    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS")]
+    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
 }
 
@@ -187,7 +188,7 @@ pub struct SeedArgs {
     /// Slow path: register each user through `POST /v1/users` of this service.
     #[arg(long, env = "SESAME_LOAD_TARGET", conflicts_with = "database")]
     pub target: Option<String>,
-    #[arg(long, env = "SESAME_LOAD_ALLOW_REMOTE")]
+    #[arg(long, env = "SESAME_LOAD_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
     /// Argon2id memory cost in KiB: use the server's, or the first logins rehash.
     #[arg(long, env = "SESAME_HASH_M_COST", default_value_t = 19_456)]
@@ -205,7 +206,7 @@ pub struct SeedArgs {
     #[arg(long, env = "SESAME_LOAD_CONNECTIONS", default_value_t = 8)]
     pub connections: usize,
     /// No progress bar.
-    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS")]
+    #[arg(long, env = "SESAME_LOAD_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
 }
 

@@ -152,8 +152,8 @@ async fn register(
     })
 }
 
-/// One registration; a shed request (503) is retried after the server's
-/// Retry-After (one second), the others fail the seeding.
+/// One registration; a shed (503) or rate-limited (429) one is retried a
+/// second later, other failures stop the seeding.
 async fn register_one(
     connection: &mut Option<Sender>,
     requests: &Requests,
@@ -171,7 +171,7 @@ async fn register_one(
         let (status, body) = exchange(sender, requests.register(n), true)
             .await
             .context("registering through the API")?;
-        if status != 503 {
+        if status != 503 && status != 429 {
             return Ok((status, body));
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
