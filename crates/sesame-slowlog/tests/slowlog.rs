@@ -422,7 +422,12 @@ fn header_only_entries_borrow_a_query_like_pt_query_digest() {
     let report = json(&[&data("header-only-entries.log")]);
     let counts: BTreeMap<&str, u64> = classes(&report)
         .iter()
-        .map(|c| (c["fingerprint"].as_str().unwrap(), c["count"].as_u64().unwrap()))
+        .map(|c| {
+            (
+                c["fingerprint"].as_str().unwrap(),
+                c["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         counts,
