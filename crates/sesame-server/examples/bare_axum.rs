@@ -9,10 +9,14 @@ use axum::{Json, Router};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18090".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18090".into());
     let app = Router::new().route(
         "/",
-        get(|| async { Json(serde_json::json!({"user": "bench", "expires_at": "2026-11-26T18:00:00Z"})) }),
+        get(|| async {
+            Json(serde_json::json!({"user": "bench", "expires_at": "2026-11-26T18:00:00Z"}))
+        }),
     );
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     axum::serve(listener, app).await
