@@ -232,7 +232,22 @@ fn retry_after(wait: Duration) -> Duration {
     Duration::from_secs(wait.as_secs().max(1))
 }
 
+/// Niceness of hashing threads: on a saturated machine the threads that
+/// answer requests (a 429, a 503, a session check) run first, so cheap
+/// answers stay fast while the hashes take the rest of the CPU.
+const HASH_THREAD_NICE: i32 = 5;
+
 fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hasher: PasswordHasher) {
+    // SAFETY: setpriority on this thread's own id has no memory effects; on
+    // Linux the niceness is per thread. Failure only leaves it at 0.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            HASH_THREAD_NICE,
+        );
+    }
     while let Ok(job) = receiver.recv() {
         shared.queued.fetch_sub(1, Ordering::Relaxed);
         let started = Instant::now();

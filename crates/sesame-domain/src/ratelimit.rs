@@ -6,6 +6,9 @@
 //! * **per IP**, on every attempt: a credential-stuffing flood from a few
 //!   addresses is answered 429 for microseconds instead of costing hashes,
 //!   so it cannot push real users over the latency budget;
+//! * **per IP, on failures** across all accounts: what stuffing looks like
+//!   (many accounts, mostly wrong), cut off after a burst while an address
+//!   whose users mostly get their passwords right is never held back;
 //! * **per account and IP**, on failures: guessing one user's password from
 //!   one address stops after a few tries;
 //! * **per account**, on failures from anywhere: slows distributed guessing.
@@ -117,6 +120,8 @@ impl LimitScope {
 pub struct LimitSettings {
     /// Every attempt from one address (IPv6: its /64).
     pub per_ip: Rate,
+    /// Failed logins from one address, whatever the account.
+    pub per_ip_failures: Rate,
     /// Failed logins to one account from one address.
     pub per_account_ip_failures: Rate,
     /// Failed logins to one account from addresses it has never logged in from.
@@ -129,6 +134,7 @@ impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             per_ip: Rate::per_second(5.0, 20),
+            per_ip_failures: Rate::per_minute(30.0, 30),
             per_account_ip_failures: Rate::per_minute(5.0, 5),
             per_account_failures: Rate::per_minute(20.0, 50),
             known_address_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -177,6 +183,11 @@ impl LoginLimiter {
     pub async fn admit_login(&self, user: &Username, ip: IpAddr) -> Result<(), Limited> {
         self.admit_address(ip).await?;
         let now = self.now_ms();
+        let decision = self
+            .store
+            .check(&failures_key(ip), self.settings.per_ip_failures, now, false)
+            .await;
+        refuse_if_denied(decision, LimitScope::Ip)?;
         let pair = pair_key(user, ip);
         let decision = self
             .store
@@ -225,7 +236,11 @@ impl LoginLimiter {
                 .store
                 .charge(&account_key(user), self.settings.per_account_failures, now)
                 .await;
-            pair.and(account)
+            let address = self
+                .store
+                .charge(&failures_key(ip), self.settings.per_ip_failures, now)
+                .await;
+            pair.and(account).and(address)
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not record a login in the rate limiter");
@@ -258,6 +273,10 @@ fn address_key(ip: IpAddr) -> String {
             format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
     }
+}
+
+fn failures_key(ip: IpAddr) -> String {
+    format!("fail:{}", address_key(ip))
 }
 
 fn pair_key(user: &Username, ip: IpAddr) -> String {
@@ -441,6 +460,32 @@ mod tests {
             limiter.admit_login(&user, guesser).await.is_ok(),
             "one more try after the wait"
         );
+    }
+
+    #[tokio::test]
+    async fn stuffing_from_one_address_is_cut_off_after_a_burst_of_failures() {
+        let (limiter, clock) = limiter(LimitSettings {
+            per_ip: Rate::per_second(1000.0, 1000),
+            ..LimitSettings::default()
+        });
+        let stuffer = ip("198.51.100.9");
+        let mut admitted = 0;
+        for i in 0..200 {
+            let victim = Username::parse(&format!("user{i}")).unwrap();
+            if limiter.admit_login(&victim, stuffer).await.is_ok() {
+                admitted += 1;
+                limiter.record_login(&victim, stuffer, false).await;
+            }
+        }
+        assert_eq!(admitted, 30, "one burst of failures, then 429");
+        // An office behind one address whose users log in fine is not affected.
+        let office = ip("203.0.113.77");
+        for i in 0..200 {
+            let user = Username::parse(&format!("staff{i}")).unwrap();
+            assert!(limiter.admit_login(&user, office).await.is_ok());
+            limiter.record_login(&user, office, true).await;
+            clock.advance(chrono::Duration::milliseconds(300));
+        }
     }
 
     #[tokio::test]

@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Attempts a client address may make at once before --ip-rate applies.
     #[arg(long, env = "SESAME_IP_BURST", default_value_t = 20)]
     ip_burst: u32,
+    /// Failed logins from one client address across all accounts, per minute
+    /// (burst: the same number): what credential stuffing looks like.
+    #[arg(long, env = "SESAME_IP_FAILURES_PER_MIN", default_value_t = 30)]
+    ip_failures_per_min: u32,
     /// Failed logins to one account from one address, per minute (burst: the same number).
     #[arg(long, env = "SESAME_ACCOUNT_IP_FAILURES_PER_MIN", default_value_t = 5)]
     account_ip_failures_per_min: u32,
@@ -85,6 +89,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             latency_budget: Duration::from_millis(args.latency_budget_ms),
             policy: PasswordPolicy::default(),
             limits: LimitSettings {
+                per_ip_failures: Rate::per_minute(
+                    f64::from(args.ip_failures_per_min),
+                    args.ip_failures_per_min,
+                ),
                 per_ip: Rate::per_second(args.ip_rate, args.ip_burst),
                 per_account_ip_failures: Rate::per_minute(
                     f64::from(args.account_ip_failures_per_min),
