@@ -61,7 +61,12 @@ impl<S: Send + Sync> FromRequestParts<S> for PresentedToken {
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            })
+            .map(|(_, token)| token)
             .map(str::trim);
         let cookie = || {
             parts

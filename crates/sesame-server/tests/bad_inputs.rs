@@ -152,6 +152,7 @@ async fn start() -> Server {
             latency_budget: Duration::from_secs(10),
             limits: LimitSettings {
                 per_ip: unlimited,
+                per_ip_failures: unlimited,
                 per_account_ip_failures: unlimited,
                 per_account_failures: unlimited,
                 ..LimitSettings::default()

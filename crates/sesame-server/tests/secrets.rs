@@ -64,6 +64,8 @@ fn serve(dir: &Path, extra: &[&str]) -> Sesame {
         "1000000".into(),
         "--ip-burst".into(),
         "1000000".into(),
+        "--ip-failures-per-min".into(),
+        "1000000".into(),
         "--cookie-secure".into(),
         "false".into(),
     ];

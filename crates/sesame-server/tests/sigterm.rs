@@ -57,7 +57,20 @@ fn serve(dir: &Path, grace_s: u64) -> (Child, String) {
             "2",
         ])
         .args(["--latency-budget-ms", "120000"])
-        .args(["--ip-rate", "1000000", "--ip-burst", "1000000"])
+        .args([
+            "--ip-rate",
+            "1000000",
+            "--ip-burst",
+            "1000000",
+            "--ip-failures-per-min",
+            "1000000",
+        ])
+        .args([
+            "--account-ip-failures-per-min",
+            "1000000",
+            "--account-failures-per-min",
+            "1000000",
+        ])
         .args(["--grace-period", &grace_s.to_string(), "--drain-delay", "0"])
         .stdout(Stdio::null())
         .stderr(Stdio::from(stderr))

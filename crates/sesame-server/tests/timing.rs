@@ -34,6 +34,7 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
             latency_budget: Duration::from_secs(10),
             limits: LimitSettings {
                 per_ip: unlimited,
+                per_ip_failures: unlimited,
                 per_account_ip_failures: unlimited,
                 per_account_failures: unlimited,
                 ..LimitSettings::default()

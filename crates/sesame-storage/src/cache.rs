@@ -21,7 +21,7 @@ impl CachedSessions {
             .max_capacity(capacity)
             // Entries are dropped well before any session could outlive
             // them; expiry itself is checked on every read.
-            .time_to_idle(Duration::from_secs(15 * 60))
+            .time_to_idle(Duration::from_secs(2 * 60))
             .support_invalidation_closures()
             .build();
         Self { inner, cache }
@@ -31,9 +31,9 @@ impl CachedSessions {
 #[async_trait]
 impl SessionStore for CachedSessions {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        self.inner.create(session).await?;
-        self.cache.insert(session.token_hash, session.clone());
-        Ok(())
+        // Cached when first checked, not here: sessions nobody checks never
+        // take memory.
+        self.inner.create(session).await
     }
 
     async fn find(

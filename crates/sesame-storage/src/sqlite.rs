@@ -60,14 +60,22 @@ fn map_err(e: sqlx::Error) -> StoreError {
 
 fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UserRecord, StoreError> {
     let name: String = row.get("username");
+    let username = Username::parse(&name)
+        .map_err(|e| StoreError::Other(format!("stored username {name:?}: {e}")))?;
+    Ok(record(row, username))
+}
+
+/// A user row whose name is already known: a login lookup matched it
+/// exactly, so it is not parsed again. That keeps a hit as cheap as a miss
+/// (an unknown user must not be told apart by timing).
+fn record(row: &sqlx::sqlite::SqliteRow, username: Username) -> UserRecord {
     let hash: String = row.get("password_hash");
-    Ok(UserRecord {
+    UserRecord {
         id: row.get("id"),
-        username: Username::parse(&name)
-            .map_err(|e| StoreError::Other(format!("stored username {name:?}: {e}")))?,
+        username,
         password_hash: hash.into(),
         created_at: from_ms(row.get("created_at")),
-    })
+    }
 }
 
 #[async_trait]
@@ -77,15 +85,13 @@ impl UserStore for SqliteStore {
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
         let _timer = QueryTimer::start("find_for_login");
-        let row = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users WHERE username = ?",
-        )
-        .bind(username.as_str())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query("SELECT id, password_hash, created_at FROM users WHERE username = ?")
+            .bind(username.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok((
-            row.as_ref().map(user_from_row).transpose()?,
+            row.map(|row| record(&row, username.clone())),
             DbRole::Primary,
         ))
     }
