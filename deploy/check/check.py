@@ -380,19 +380,17 @@ def check_docker(runtime_user, http_port, config):
 
 
 def check_documented_plan(sesame):
-    """docs/rollout.md shows `sesame plan` output: it must be today's output."""
-    doc = ROOT / "docs" / "rollout.md"
-    if not doc.exists():
-        return
+    """The README's capacity section shows `sesame plan` output: it must be today's output."""
+    doc = ROOT / "README.md"
     found = re.search(r"```sh\n(sesame plan [^\n]*)\n```\s*```\n(.*?)```", doc.read_text(), re.S)
-    check(found is not None, "docs/rollout.md shows a `sesame plan` example and its output")
+    check(found is not None, "README.md shows a `sesame plan` example and its output")
     if found is None:
         return
     args = shlex.split(found.group(1))[2:]
     out = subprocess.run([sesame, "plan", *args], capture_output=True, text=True)
-    check(out.stdout == found.group(2), "docs/rollout.md's `sesame plan` output is what sesame plan prints")
+    check(out.stdout == found.group(2), "README.md's `sesame plan` output is what sesame plan prints")
     production = shlex.split((K8S / "overlays" / "production" / "plan.args").read_text())
-    check(args == production, "docs/rollout.md's example is the production overlay's plan.args")
+    check(args == production, "README.md's example is the production overlay's plan.args")
 
 
 def plan_for(directory, sesame):
