@@ -43,7 +43,7 @@ MUTATIONS = [
      "PromQL parses"),
 ]
 
-COPIED = ["deploy", ".dockerignore", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src"]
+COPIED = ["deploy", ".dockerignore", "README.md", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src"]
 
 
 def main():
