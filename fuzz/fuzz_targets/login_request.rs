@@ -60,6 +60,7 @@ fn harness() -> &'static Harness {
                 latency_budget: Duration::from_secs(30),
                 limits: LimitSettings {
                     per_ip: unlimited,
+                    per_ip_failures: unlimited,
                     per_account_ip_failures: unlimited,
                     per_account_failures: unlimited,
                     ..LimitSettings::default()
