@@ -5,37 +5,14 @@
 
 use reqwest::Client;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
-/// The `sesame` binary of this target directory (built if missing).
-fn sesame_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap(); // target/debug
-    let bin = profile_dir.join("sesame");
-    if !bin.exists() {
-        let target_dir = profile_dir.parent().unwrap();
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-q", "-p", "sesame-cli", "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build -p sesame-cli failed");
-    }
-    bin
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod support;
+use support::{free_port, sesame_binary};
 
 /// `sesame serve` with OWASP-cost hashing (so that logins are in flight for
 /// a while), no shedding and no rate limits.
