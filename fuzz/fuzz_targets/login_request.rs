@@ -23,8 +23,8 @@ use axum::Router;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use sesame_domain::{
-    HashParams, LimitSettings, LoginSettings, Password, PasswordPolicy, Rate, SessionToken,
-    SystemClock, Username,
+    HashParams, LimitSettings, LoginSettings, Password, PasswordPolicy, SessionToken, SystemClock,
+    Username,
 };
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
@@ -48,7 +48,6 @@ fn harness() -> &'static Harness {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let unlimited = Rate::per_second(1e9, 1_000_000_000);
         let config = ServerConfig {
             hash_params: HashParams {
                 m_cost: 8,
@@ -58,13 +57,7 @@ fn harness() -> &'static Harness {
             hash_workers: 1,
             login: LoginSettings {
                 latency_budget: Duration::from_secs(30),
-                limits: LimitSettings {
-                    per_ip: unlimited,
-                    per_ip_failures: unlimited,
-                    per_account_ip_failures: unlimited,
-                    per_account_failures: unlimited,
-                    ..LimitSettings::default()
-                },
+                limits: LimitSettings::unlimited(),
                 ..LoginSettings::default()
             },
             trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],

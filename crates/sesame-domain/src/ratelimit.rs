@@ -142,6 +142,21 @@ impl Default for LimitSettings {
     }
 }
 
+impl LimitSettings {
+    /// No limit that a test or a benchmark could reach: for suites that send
+    /// thousands of attempts from one address on purpose.
+    pub fn unlimited() -> Self {
+        let unlimited = Rate::per_second(1e9, 1_000_000_000);
+        Self {
+            per_ip: unlimited,
+            per_ip_failures: unlimited,
+            per_account_ip_failures: unlimited,
+            per_account_failures: unlimited,
+            ..Self::default()
+        }
+    }
+}
+
 /// The login limits, over a [`LimitStore`].
 #[derive(Clone)]
 pub struct LoginLimiter {

@@ -8,7 +8,7 @@
 use chrono::{TimeZone, Utc};
 use reqwest::{Client, Method};
 use serde_json::{json, Value};
-use sesame_domain::{HashParams, LimitSettings, LoginSettings, ManualClock, Rate};
+use sesame_domain::{HashParams, LimitSettings, LoginSettings, ManualClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
 use std::collections::BTreeMap;
@@ -143,20 +143,13 @@ const CHEAP: HashParams = HashParams {
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let unlimited = Rate::per_second(1e6, 1_000_000);
     let events = dir.path().join("events.jsonl");
     let config = ServerConfig {
         hash_params: CHEAP,
         hash_workers: 2,
         login: LoginSettings {
             latency_budget: Duration::from_secs(10),
-            limits: LimitSettings {
-                per_ip: unlimited,
-                per_ip_failures: unlimited,
-                per_account_ip_failures: unlimited,
-                per_account_failures: unlimited,
-                ..LimitSettings::default()
-            },
+            limits: LimitSettings::unlimited(),
             ..LoginSettings::default()
         },
         event_log: Some(events.clone()),

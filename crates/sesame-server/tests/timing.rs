@@ -7,7 +7,7 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::json;
-use sesame_domain::{HashParams, LimitSettings, LoginSettings, Rate, SystemClock};
+use sesame_domain::{HashParams, LimitSettings, LoginSettings, SystemClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
 use std::sync::Arc;
@@ -26,19 +26,12 @@ const TIMING_HASH: HashParams = HashParams {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_user_and_wrong_password_take_the_same_time() {
     let dir = tempfile::tempdir().unwrap();
-    let unlimited = Rate::per_second(1e6, 1_000_000);
     let config = ServerConfig {
         hash_params: TIMING_HASH,
         hash_workers: 1,
         login: LoginSettings {
             latency_budget: Duration::from_secs(10),
-            limits: LimitSettings {
-                per_ip: unlimited,
-                per_ip_failures: unlimited,
-                per_account_ip_failures: unlimited,
-                per_account_failures: unlimited,
-                ..LimitSettings::default()
-            },
+            limits: LimitSettings::unlimited(),
             ..LoginSettings::default()
         },
         cookie_secure: false,
