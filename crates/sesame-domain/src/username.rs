@@ -1,8 +1,10 @@
 //! Usernames are compared in one canonical form so that `Admin`, `admin` and
-//! the fullwidth `ａｄｍｉｎ` are one account.
+//! the fullwidth `ａｄｍｉｎ` are one account. New names must also not mix
+//! scripts, so that `аlice` (Cyrillic а) cannot pose as `alice`.
 
 use std::fmt;
 use unicode_normalization::UnicodeNormalization;
+use unicode_security::{RestrictionLevel, RestrictionLevelDetection};
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
@@ -18,6 +20,11 @@ pub enum UsernameError {
     TooLong,
     #[error("user may contain only letters, digits and . _ - @ +")]
     InvalidCharacter,
+    #[error(
+        "user must be written in one script (e.g. not Latin mixed with Cyrillic or Greek), \
+         with letters recommended for identifiers (Unicode TS #39)"
+    )]
+    MixedScripts,
 }
 
 impl Username {
@@ -37,6 +44,21 @@ impl Username {
             return Err(UsernameError::InvalidCharacter);
         }
         Ok(Self(canonical))
+    }
+
+    /// A name for a new account: as [`Username::parse`], and also at the
+    /// "highly restrictive" level of Unicode TS #39 (one script, or Latin
+    /// with Han and Japanese or Korean), so no account can look like another
+    /// by mixing look-alike letters. Names are checked only when created:
+    /// logging in with a mixed-script name is just an unknown user.
+    pub fn parse_new(raw: &str) -> Result<Self, UsernameError> {
+        let name = Self::parse(raw)?;
+        // Separators and digits belong to every script; judge the letters.
+        let letters: String = name.0.chars().filter(|c| c.is_alphabetic()).collect();
+        if letters.as_str().detect_restriction_level() > RestrictionLevel::HighlyRestrictive {
+            return Err(UsernameError::MixedScripts);
+        }
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -70,6 +92,34 @@ mod tests {
         assert_eq!(b, c);
         assert_eq!(c, d);
         assert_eq!(a.as_str(), "admin");
+    }
+
+    #[test]
+    fn new_names_may_not_mix_look_alike_scripts() {
+        // Cyrillic а (U+0430) in front of Latin "lice".
+        let spoof = "\u{0430}lice";
+        assert!(
+            Username::parse(spoof).is_ok(),
+            "a login is just an unknown user"
+        );
+        assert_eq!(Username::parse_new(spoof), Err(UsernameError::MixedScripts));
+        // Greek ο (U+03BF) inside Latin.
+        assert_eq!(
+            Username::parse_new("b\u{03BF}b"),
+            Err(UsernameError::MixedScripts)
+        );
+        for fine in [
+            "alice",
+            "jane.doe+x@example.com",
+            "иван.петров",
+            "γιάννης_7",
+            "山田太郎",
+            "やまだ-taro",
+            "김민준",
+            "josé-ñúñez",
+        ] {
+            assert!(Username::parse_new(fine).is_ok(), "{fine}");
+        }
     }
 
     #[test]

@@ -34,8 +34,11 @@ use std::time::{Duration, Instant};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 /// The login lookup: one point read on the unique index `users_username`.
+/// The user's row, or the decoy (id 0) when there is none: see
+/// `DECOY_PASSWORD_HASH`. Binds the name twice, then the decoy hash.
 pub const LOGIN_LOOKUP_SQL: &str =
-    "SELECT id, username, password_hash, created_at FROM users WHERE username = ?";
+    "SELECT id, username, password_hash, created_at FROM users WHERE username = ? \
+     UNION ALL SELECT 0, ?, ?, 0 ORDER BY id DESC LIMIT 1";
 
 /// How to reach and use a MySQL/MariaDB topology.
 #[derive(Debug, Clone)]
@@ -596,13 +599,15 @@ impl UserStore for MySqlStore {
                 budget,
                 sqlx::query(LOGIN_LOOKUP_SQL)
                     .bind(username.as_str())
-                    .fetch_optional(pool),
+                    .bind(username.as_str())
+                    .bind(crate::DECOY_PASSWORD_HASH)
+                    .fetch_one(pool),
             )
             .await;
             observe("find_for_login", role, started);
             match found {
                 Ok(row) => {
-                    let user = row.as_ref().map(user_from_row).transpose()?;
+                    let user = Some(user_from_row(&row)?).filter(|u| u.id != 0);
                     if let Some(u) = &user {
                         i.names.insert(u.id, u.username.as_str().to_owned());
                     }

@@ -85,15 +85,17 @@ impl UserStore for SqliteStore {
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
         let _timer = QueryTimer::start("find_for_login");
-        let row = sqlx::query("SELECT id, password_hash, created_at FROM users WHERE username = ?")
-            .bind(username.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok((
-            row.map(|row| record(&row, username.clone())),
-            DbRole::Primary,
-        ))
+        let row = sqlx::query(
+            "SELECT id, password_hash, created_at FROM users WHERE username = ?1 \
+             UNION ALL SELECT 0, ?2, 0 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(username.as_str())
+        .bind(crate::DECOY_PASSWORD_HASH)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let user = record(&row, username.clone());
+        Ok(((user.id != 0).then_some(user), DbRole::Primary))
     }
 
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {

@@ -45,6 +45,7 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async move {
         match cmd {
             UserCommand::Add(args) => {
+                Username::parse_new(&args.user)?; // new names may not mix scripts
                 let (service, user) = service(&args).await?;
                 let password = read_password(&args)?;
                 service.register(&user, password, None).await?;

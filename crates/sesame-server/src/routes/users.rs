@@ -37,6 +37,10 @@ pub fn parse_username(raw: &str) -> Result<Username, ApiError> {
     Username::parse(raw).map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))
 }
 
+fn parse_new_username(raw: &str) -> Result<Username, ApiError> {
+    Username::parse_new(raw).map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))
+}
+
 fn parse_password(state: &AppState, raw: &str) -> Result<Password, ApiError> {
     Password::parse(raw, &state.service.settings().policy)
         .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))
@@ -56,7 +60,7 @@ pub async fn register(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let username = parse_username(&req.user)?;
+    let username = parse_new_username(&req.user)?;
     let password = parse_password(&state, &req.password)?;
     state
         .service
