@@ -185,9 +185,29 @@ pub struct Requests {
     pub users: Users,
     pub clients: Vec<ClientProfile>,
     pub tokens: Tokens,
+    /// Names this run's registrations apart from every other run's
+    /// ([`new_run_id`]).
+    pub run_id: String,
+}
+
+/// A run id: the start time (UTC, to the second) and 24 random bits, so that
+/// runs started in the same second, even on other machines, do not collide.
+pub fn new_run_id() -> String {
+    format!(
+        "{}-{:06x}",
+        chrono::Utc::now().format("%y%m%d%H%M%S"),
+        rand::random::<u32>() >> 8
+    )
 }
 
 impl Requests {
+    /// The user the run's registration number `n` creates:
+    /// `{prefix}reg-{run id}-{n}`. Seeded names are the prefix and digits,
+    /// unknown ones `{prefix}unknown-{n}`, so neither can collide with it.
+    pub fn registered_name(&self, n: u32) -> String {
+        format!("{}reg-{}-{n}", self.users.prefix, self.run_id)
+    }
+
     pub fn build(&self, arrival: &Arrival) -> Request<Full<Bytes>> {
         let builder = |method: Method, path: &str| {
             Request::builder()
@@ -234,14 +254,15 @@ impl Requests {
                 }
                 request.body(Full::default())
             }
+            Op::Register => return self.register(&self.registered_name(arrival.user)),
         };
         request.expect("requests are built from valid parts")
     }
 
-    /// Registers one user through the API (the slow seeding path).
-    pub fn register(&self, n: u32) -> Request<Full<Bytes>> {
-        let body =
-            serde_json::json!({ "user": self.users.name(n), "password": self.users.password });
+    /// `POST /v1/users` of `user` with the synthetic users' password (the
+    /// slow seeding path, and the `register` operation).
+    pub fn register(&self, user: &str) -> Request<Full<Bytes>> {
+        let body = serde_json::json!({ "user": user, "password": self.users.password });
         Request::builder()
             .method(Method::POST)
             .uri(format!("{}/v1/users", self.target.base))
@@ -281,6 +302,7 @@ mod tests {
             },
             clients: crate::scenario::user_clients(2, 1),
             tokens: Tokens::default(),
+            run_id: "260126061502-00ab12".into(),
         };
         let arrival = |op, user| Arrival {
             at: None,
@@ -306,5 +328,25 @@ mod tests {
             body(Op::Attack, 4_000_000).await["user"],
             "load-unknown-4000000"
         );
+
+        let register = requests.build(&arrival(Op::Register, 7));
+        assert_eq!(register.method(), Method::POST);
+        assert_eq!(register.uri().path(), "/base/v1/users");
+        let bytes = register.into_body().collect().await.unwrap().to_bytes();
+        let sent: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            sent,
+            serde_json::json!({"user": "load-reg-260126061502-00ab12-7", "password": "pw-Xk2-long"})
+        );
+    }
+
+    #[test]
+    fn run_ids_differ_and_fit_in_a_user_name() {
+        let (a, b) = (new_run_id(), new_run_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 19, "{a}");
+        assert!(a
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == '-'));
     }
 }

@@ -5,8 +5,10 @@
 //! The pieces: [`schedule`] (when requests are due), [`scenario`] (what they
 //! are), [`replay`] (an event log as a schedule), [`runner`] (sending and
 //! timing), [`stats`] and [`report`] (HdrHistograms to text, JSON and HTML),
-//! [`seed`] (the synthetic users).
+//! [`seed`] (the synthetic users), [`acked`] (the registrations the service
+//! acknowledged).
 
+pub mod acked;
 pub mod client;
 pub mod html;
 pub mod replay;
@@ -17,6 +19,7 @@ pub mod schedule;
 pub mod seed;
 pub mod stats;
 
+use acked::AckedLog;
 use anyhow::{bail, Context};
 use clap::builder::BoolishValueParser;
 use client::{Requests, Target, Tokens, Users};
@@ -101,7 +104,9 @@ pub struct RunArgs {
     #[arg(long, env = "SESAME_LOAD_REQUESTS")]
     pub requests: Option<u64>,
 
-    /// Operation mix, relative weights: login, wrong-password, unknown-user, session.
+    /// Operation mix, relative weights: login, wrong-password, unknown-user,
+    /// session, register (each registration creates a new user, named
+    /// `PREFIXreg-RUNID-N`).
     #[arg(
         long,
         env = "SESAME_LOAD_MIX",
@@ -136,6 +141,12 @@ pub struct RunArgs {
     /// Seed of the random arrivals and mix, for repeatable runs.
     #[arg(long, env = "SESAME_LOAD_SEED", default_value_t = 1)]
     pub seed: u64,
+
+    /// Append the name of every user whose registration was answered 201
+    /// here, one a line, as each answer arrives (so the list is complete even
+    /// if the tool is killed).
+    #[arg(long, env = "SESAME_LOAD_ACKED_REGISTRATIONS")]
+    pub acked_registrations: Option<PathBuf>,
 
     /// Write the report as JSON here.
     #[arg(long, env = "SESAME_LOAD_JSON")]
@@ -306,7 +317,15 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<Report> {
         users,
         clients,
         tokens: Tokens::default(),
+        run_id: client::new_run_id(),
     });
+    if mix.ops().any(|op| op == Op::Register) {
+        check_registered_names(&requests)?;
+    }
+    let acked = match &args.acked_registrations {
+        Some(path) => Some(Arc::new(AckedLog::open(path)?)),
+        None => None,
+    };
     if args.replay.is_none() && mix.ops().any(|op| op == Op::Session) {
         prime_sessions(&requests).await?;
     }
@@ -321,10 +340,14 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<Report> {
             threads: args.threads.unwrap_or_else(available_cores),
             timeout: args.timeout,
             progress: !args.no_progress,
+            acked: acked.clone(),
         },
         requests,
     )
     .await;
+    if let Some(acked) = acked {
+        acked.check()?;
+    }
     let intended_span = (!args.max).then(|| planned.end.unwrap_or(data.last_due));
     Ok(report::build(
         RunInfo {
@@ -434,6 +457,22 @@ fn what(get: &Option<String>, mix: &Mix) -> String {
             ops.join(", ")
         }
     }
+}
+
+/// Registration names must be valid, and stored as sent, so that the acked
+/// list names the accounts as the service has them: the longest one
+/// (registration number `u32::MAX`) is checked before any is sent.
+fn check_registered_names(requests: &Requests) -> anyhow::Result<()> {
+    let name = requests.registered_name(u32::MAX);
+    let stored = sesame_domain::Username::parse_new(&name)
+        .with_context(|| format!("--user-prefix makes registration names like {name:?}"))?;
+    if stored.as_str() != name {
+        bail!(
+            "--user-prefix makes registration names like {name:?}, which the service stores as {:?}: use a prefix in that form",
+            stored.as_str()
+        );
+    }
+    Ok(())
 }
 
 /// Session checks need live tokens before the clock starts: a few logins,

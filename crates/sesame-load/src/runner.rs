@@ -3,11 +3,13 @@
 //! does), so a stalled target shows up as latency of every request that was
 //! due during the stall instead of silently delaying the schedule.
 
+use crate::acked::AckedLog;
 use crate::client::{connect, exchange, Requests, Sender};
 use crate::scenario::{Arrival, Op, Source};
 use crate::stats::{Outcome, Recorders, Totals};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +29,8 @@ pub struct Plan {
     /// Counted from each request's intended send time.
     pub timeout: Duration,
     pub progress: bool,
+    /// Where the names of users registered with a 201 go.
+    pub acked: Option<Arc<AckedLog>>,
 }
 
 /// One second of the run, by completion time (intended: by due time).
@@ -39,6 +43,20 @@ pub struct TimelinePoint {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The same second per operation (by name), for the operations that
+    /// completed any request in it.
+    #[serde(default)]
+    pub by_op: BTreeMap<String, OpPoint>,
+}
+
+/// One operation's requests completed in one second of the timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OpPoint {
+    pub completed: u64,
+    pub errors: u64,
+    /// Counts by outcome, named as in the report's `outcomes` (`"200"`,
+    /// `"503"`, `"timeout"`, `"connection error"`, ...), expected or not.
+    pub outcomes: BTreeMap<String, u64>,
 }
 
 pub struct RunData {
@@ -73,6 +91,7 @@ struct Shared {
     sent: AtomicU64,
     requests: Arc<Requests>,
     recorders: Recorders,
+    acked: Option<Arc<AckedLog>>,
 }
 
 impl Shared {
@@ -130,6 +149,7 @@ pub async fn run(plan: Plan, requests: Arc<Requests>) -> RunData {
         requests,
         // One shard per sending thread: its workers never wait on another's.
         recorders: Recorders::new(threads),
+        acked: plan.acked,
     });
     let started_at = chrono::Utc::now();
     let progress = progress_bar(plan.progress, plan.end);
@@ -242,6 +262,9 @@ async fn worker(shared: Arc<Shared>, id: usize) {
                 if keep_body && status == 200 {
                     shared.requests.tokens.remember(&body);
                 }
+                if let (Op::Register, 201, Some(acked)) = (arrival.op, status, &shared.acked) {
+                    acked.record(&shared.requests.registered_name(arrival.user));
+                }
                 Outcome::Status(status)
             }
             Ok(Err(failure)) => failure,
@@ -286,6 +309,15 @@ fn timeline_point(second: u64, tick: crate::stats::Tick) -> TimelinePoint {
             h.value_at_quantile(q) as f64 / 1000.0
         }
     };
+    let mut by_op: BTreeMap<String, OpPoint> = BTreeMap::new();
+    for ((op, outcome), n) in tick.counts {
+        let point = by_op.entry(op.name().into()).or_default();
+        point.completed += n;
+        if outcome.is_error_for(op) {
+            point.errors += n;
+        }
+        *point.outcomes.entry(outcome.to_string()).or_default() += n;
+    }
     TimelinePoint {
         second,
         intended: 0,
@@ -294,6 +326,7 @@ fn timeline_point(second: u64, tick: crate::stats::Tick) -> TimelinePoint {
         p50_ms: ms(&tick.latency, 0.5),
         p99_ms: ms(&tick.latency, 0.99),
         max_ms: ms(&tick.latency, 1.0),
+        by_op,
     }
 }
 

@@ -23,16 +23,29 @@ pub enum Op {
     Session,
     /// Credential stuffing: wrong passwords for many users from a few IPs.
     Attack,
+    /// `POST /v1/users` of a new user, named uniquely per run (see
+    /// [`crate::client::Requests::registered_name`]).
+    Register,
 }
 
 impl Op {
-    pub const ALL: [Op; 6] = [
+    pub const ALL: [Op; 7] = [
         Op::Get,
         Op::Login,
         Op::WrongPassword,
         Op::UnknownUser,
         Op::Session,
         Op::Attack,
+        Op::Register,
+    ];
+
+    /// The operations `--mix` may weigh.
+    const MIXABLE: [Op; 5] = [
+        Op::Login,
+        Op::WrongPassword,
+        Op::UnknownUser,
+        Op::Session,
+        Op::Register,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +56,7 @@ impl Op {
             Op::UnknownUser => "unknown-user",
             Op::Session => "session",
             Op::Attack => "attack",
+            Op::Register => "register",
         }
     }
 
@@ -54,6 +68,7 @@ impl Op {
             Op::Login | Op::Session => status == 200,
             Op::WrongPassword | Op::UnknownUser => status == 401,
             Op::Attack => status == 401 || status == 429,
+            Op::Register => status == 201,
         }
     }
 }
@@ -65,7 +80,7 @@ impl fmt::Display for Op {
 }
 
 /// Relative weights of the user-driven operations: `--mix
-/// "login=80,wrong-password=10,unknown-user=5,session=5"`.
+/// "login=80,wrong-password=10,unknown-user=5,session=5"` (and `register`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mix {
     weights: Vec<(Op, f64)>,
@@ -104,11 +119,12 @@ impl FromStr for Mix {
             let (name, weight) = part
                 .split_once('=')
                 .ok_or_else(|| format!("{part:?} is not OP=WEIGHT"))?;
-            let op = [Op::Login, Op::WrongPassword, Op::UnknownUser, Op::Session]
+            let op = Op::MIXABLE
                 .into_iter()
                 .find(|op| op.name() == name.trim())
                 .ok_or_else(|| {
-                    format!("unknown operation {name:?}: use login, wrong-password, unknown-user, session")
+                    let names: Vec<&str> = Op::MIXABLE.into_iter().map(Op::name).collect();
+                    format!("unknown operation {name:?}: use {}", names.join(", "))
                 })?;
             let weight: f64 = weight
                 .trim()
@@ -176,7 +192,8 @@ pub fn attacker_clients(count: usize) -> Vec<ClientProfile> {
 
 /// One request of the plan: when it is due (from the run's start; `None` in
 /// closed-loop mode, where it is due at once), what it is, as which seeded
-/// user (or unknown-user number) and from which client profile.
+/// user (or unknown-user number, or for `Register` the registration's number
+/// in the run) and from which client profile.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Arrival {
     pub at: Option<Duration>,
@@ -197,6 +214,8 @@ pub struct Drawn {
     users: u32,
     clients: std::ops::Range<u32>,
     rng: StdRng,
+    /// Registrations drawn so far: each one numbers a new user.
+    registrations: u32,
 }
 
 impl Drawn {
@@ -214,6 +233,7 @@ impl Drawn {
             users: users.max(1),
             clients,
             rng: StdRng::seed_from_u64(seed),
+            registrations: 0,
         }
     }
 }
@@ -230,6 +250,12 @@ impl Source for Drawn {
             Op::UnknownUser => self.rng.random(),
             // An attacker's list holds some real accounts among many others.
             Op::Attack if self.rng.random_bool(0.5) => self.rng.random(),
+            // Each registration is of a user no other request has named.
+            Op::Register => {
+                let n = self.registrations;
+                self.registrations += 1;
+                n
+            }
             _ => self.rng.random_range(0..self.users),
         };
         Some(Arrival {
@@ -314,6 +340,21 @@ mod tests {
         for bad in ["", "login", "login=x", "hack=1", "login=0"] {
             assert!(bad.parse::<Mix>().is_err(), "{bad}");
         }
+        let err = "get=1".parse::<Mix>().unwrap_err();
+        assert!(err.ends_with("session, register"), "{err}");
+    }
+
+    #[test]
+    fn registrations_are_numbered_in_order() {
+        let mix: Mix = "login=1,register=1".parse().unwrap();
+        let mut drawn = Drawn::new(None, mix, 10, 0..1, 3);
+        let numbers: Vec<u32> = std::iter::from_fn(|| drawn.next_arrival())
+            .take(200)
+            .filter(|a| a.op == Op::Register)
+            .map(|a| a.user)
+            .collect();
+        assert!(numbers.len() > 50, "{}", numbers.len());
+        assert!(numbers.iter().enumerate().all(|(i, n)| *n as usize == i));
     }
 
     #[test]

@@ -99,6 +99,7 @@ async fn register(
         users,
         clients: Vec::new(),
         tokens: Tokens::default(),
+        run_id: String::new(),
     });
     let bar = if progress {
         ProgressBar::new(u64::from(total)).with_style(
@@ -168,7 +169,7 @@ async fn register_one(
                     .with_context(|| format!("cannot connect to {}", requests.target.url))?,
             ),
         };
-        let (status, body) = exchange(sender, requests.register(n), true)
+        let (status, body) = exchange(sender, requests.register(&requests.users.name(n)), true)
             .await
             .context("registering through the API")?;
         if status != 503 && status != 429 {

@@ -69,6 +69,8 @@ pub struct Tick {
     pub completed: u64,
     pub errors: u64,
     pub latency: Histogram<u64>,
+    /// Requests completed, per operation and outcome.
+    pub counts: HashMap<(Op, Outcome), u64>,
 }
 
 impl Default for Tick {
@@ -77,6 +79,7 @@ impl Default for Tick {
             completed: 0,
             errors: 0,
             latency: new_histogram(),
+            counts: HashMap::new(),
         }
     }
 }
@@ -136,6 +139,7 @@ impl Recorders {
         shard.tick.completed += 1;
         shard.tick.errors += u64::from(outcome.is_error_for(op));
         shard.tick.latency.saturating_record(latency);
+        *shard.tick.counts.entry((op, outcome)).or_default() += 1;
     }
 
     /// What was recorded since the last call.
@@ -148,6 +152,9 @@ impl Recorders {
             tick.latency
                 .add(&taken.latency)
                 .expect("histograms share bounds");
+            for (key, n) in taken.counts {
+                *tick.counts.entry(key).or_default() += n;
+            }
         }
         tick
     }
@@ -192,6 +199,9 @@ mod tests {
         r.record(5, Op::Login, Outcome::Unsent, ms(10_000), None);
         let tick = r.take_tick();
         assert_eq!((tick.completed, tick.errors), (5, 2));
+        assert_eq!(tick.counts[&(Op::Login, Outcome::Status(200))], 2);
+        assert_eq!(tick.counts[&(Op::Login, Outcome::Unsent)], 1);
+        assert_eq!(tick.counts.values().sum::<u64>(), 5);
         assert_eq!(r.take_tick().completed, 0);
         let totals = r.into_totals();
         let ok = &totals.latency[&(Op::Login, Outcome::Status(200))];

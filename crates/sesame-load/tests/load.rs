@@ -1,17 +1,22 @@
 //! sesame load against test servers on loopback: the schedule's statistics,
-//! replay timing, coordinated omission, and a short run against a real
-//! `sesame serve` seeded by both seeding paths.
+//! replay timing, coordinated omission, registrations and the acked list,
+//! the per-operation timeline, and a short run against a real `sesame serve`
+//! seeded by both seeding paths.
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use clap::Parser;
 use sesame_load::report::Report;
+use sesame_load::scenario::Op;
 use sesame_load::schedule::{ArrivalProcess, ArrivalTimes, RateProfile};
 use sesame_load::{LoadArgs, LoadCommand, RunArgs, SeedArgs};
+use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -362,12 +367,15 @@ async fn against_a_real_sesame() {
     let again = sesame_load::seed::seed(&seed_args(&args)).await.unwrap();
     assert_eq!((again.created, again.existing), (0, 300));
 
-    let stores = sesame_storage::open(&sesame_storage::StorageConfig {
-        database_url: database.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let open = || async {
+        sesame_storage::open(&sesame_storage::StorageConfig {
+            database_url: database.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+    };
+    let stores = open().await;
     let config = sesame_server::ServerConfig {
         hash_params: sesame_domain::HashParams {
             m_cost: 64,
@@ -402,6 +410,7 @@ async fn against_a_real_sesame() {
 
     let json = dir.path().join("report.json");
     let html = dir.path().join("report.html");
+    let acked = dir.path().join("acked.txt");
     let args = run_args(&[
         "--target",
         &target,
@@ -414,11 +423,13 @@ async fn against_a_real_sesame() {
         "--users",
         "300",
         "--mix",
-        "login=50,wrong-password=20,unknown-user=10,session=20",
+        "login=50,wrong-password=20,unknown-user=10,session=20,register=5",
         "--attack-rate",
         "30",
         "--attack-ips",
         "2",
+        "--acked-registrations",
+        acked.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
         "--html",
@@ -431,6 +442,7 @@ async fn against_a_real_sesame() {
         "unknown-user",
         "session",
         "attack",
+        "register",
     ] {
         let o = report
             .operation(op)
@@ -439,11 +451,237 @@ async fn against_a_real_sesame() {
         assert_eq!(o.errors, 0, "{op}: {:#?}", o.outcomes);
     }
     assert_eq!(report.errors, 0, "{:?}", report.errors_by_kind);
+    // Every acknowledged registration is in the database.
+    let registered = lines(&acked);
+    assert_eq!(
+        registered.len() as u64,
+        report.operation("register").unwrap().count
+    );
+    let users = open().await.users;
+    for name in &registered {
+        let username = sesame_domain::Username::parse(name).unwrap();
+        let (found, _) = users.find_for_login(&username).await.unwrap();
+        assert!(found.is_some(), "{name} was acknowledged and is not stored");
+    }
 
     sesame_load::write_outputs(&args, &report).unwrap();
     let written: Report = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(written.operations.len(), 5);
+    assert_eq!(written.operations.len(), 6);
     let page = std::fs::read_to_string(&html).unwrap();
     assert_eq!(page.matches("<svg").count(), 3);
     assert!(!page.contains("<script") && !page.contains("src="));
+}
+
+#[test]
+fn the_mix_takes_registrations() {
+    let args = run_args(&["--mix", "login=70,register=10,session=20"]);
+    assert_eq!(
+        args.mix.ops().collect::<Vec<_>>(),
+        [Op::Login, Op::Register, Op::Session]
+    );
+    let err = Cli::try_parse_from(["load", "--mix", "signup=1"])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("register"), "{err}");
+}
+
+/// A registration endpoint that answers 201 and 503 in turn, and remembers
+/// every name and its answer.
+#[derive(Default)]
+struct Registrations {
+    answered: Mutex<Vec<(String, u16)>>,
+    /// When set, the acked file, which must already list every name
+    /// answered 201 when the next registration arrives (in a sequential run).
+    watch: Mutex<Option<PathBuf>>,
+    /// Registrations that arrived while the file lagged behind.
+    lagged: Mutex<Vec<String>>,
+}
+
+impl Registrations {
+    fn acked(&self) -> Vec<String> {
+        let mut acked: Vec<String> = (self.answered.lock().unwrap().iter())
+            .filter(|(_, status)| *status == 201)
+            .map(|(user, _)| user.clone())
+            .collect();
+        acked.sort();
+        acked
+    }
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+async fn register(State(r): State<Arc<Registrations>>, body: Bytes) -> StatusCode {
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    if value["password"] != "Kx7-synthetic-Qm2-Pw" {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    let user = value["user"].as_str().unwrap_or_default().to_owned();
+    if let Some(path) = r.watch.lock().unwrap().as_deref() {
+        if lines(path) != r.acked() {
+            r.lagged.lock().unwrap().push(user.clone());
+        }
+    }
+    let mut answered = r.answered.lock().unwrap();
+    let status = if answered.len() % 2 == 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    answered.push((user, status.as_u16()));
+    status
+}
+
+/// Every registration names a new user; the acked file lists exactly those
+/// answered 201, written as each answer arrives, across runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acked_registrations_are_exactly_the_201s() {
+    let registrations = Arc::new(Registrations::default());
+    let addr = serve(
+        Router::new()
+            .route("/v1/users", post(register))
+            .with_state(registrations.clone()),
+    )
+    .await;
+    let target = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acked.txt");
+    let file_arg = file.to_str().unwrap();
+    let report = sesame_load::execute(&run_args(&[
+        "--target",
+        &target,
+        "--mix",
+        "register=1",
+        "--rate",
+        "50",
+        "--duration",
+        "1s",
+        "--connections",
+        "4",
+        "--acked-registrations",
+        file_arg,
+    ]))
+    .await
+    .unwrap();
+    let register = report.operation("register").unwrap();
+    assert_eq!((register.count, register.errors), (50, 25), "{register:#?}");
+    assert_eq!(report.errors_by_kind["http 503"], 25);
+    assert_eq!(lines(&file), registrations.acked());
+
+    // A second run, one request at a time: each name is in the file before
+    // the next request goes out, and the file keeps the first run's names.
+    *registrations.watch.lock().unwrap() = Some(file.clone());
+    sesame_load::execute(&run_args(&[
+        "--target",
+        &target,
+        "--mix",
+        "register=1",
+        "--max",
+        "--requests",
+        "10",
+        "--connections",
+        "1",
+        "--acked-registrations",
+        file_arg,
+    ]))
+    .await
+    .unwrap();
+    assert!(registrations.lagged.lock().unwrap().is_empty());
+    assert_eq!(lines(&file), registrations.acked());
+    assert_eq!(lines(&file).len(), 30);
+
+    let answered = registrations.answered.lock().unwrap();
+    let names: Vec<&str> = answered.iter().map(|(user, _)| user.as_str()).collect();
+    assert_eq!(names.len(), 60);
+    assert_eq!(names.iter().collect::<HashSet<_>>().len(), 60, "{names:?}");
+    let runs: HashSet<&str> = names
+        .iter()
+        .map(|name| {
+            let canonical = sesame_domain::Username::parse_new(name).unwrap();
+            assert_eq!(canonical.as_str(), *name);
+            let run = name.strip_prefix("load-reg-").unwrap();
+            run.rsplit_once('-').unwrap().0
+        })
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+}
+
+/// Per second and operation, the timeline's counts add up to the second's
+/// and to the run's totals, by outcome too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_per_operation_adds_up() {
+    let addr = serve(
+        Router::new()
+            .route("/v1/login", post(record_login))
+            .with_state(Arc::new(Seen::default()))
+            .merge(
+                Router::new()
+                    .route("/v1/users", post(register))
+                    .with_state(Arc::new(Registrations::default())),
+            ),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let args = run_args(&[
+        "--target",
+        &format!("http://{addr}"),
+        "--mix",
+        "login=50,wrong-password=20,register=30",
+        "--rate",
+        "200",
+        "--duration",
+        "2s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report = sesame_load::execute(&args).await.unwrap();
+    sesame_load::write_outputs(&args, &report).unwrap();
+    assert!(report.errors > 0 && report.errors_by_kind.len() == 1);
+
+    for point in &report.timeline {
+        let ops = point.by_op.values();
+        assert_eq!(
+            ops.clone().map(|o| o.completed).sum::<u64>(),
+            point.completed
+        );
+        assert_eq!(ops.map(|o| o.errors).sum::<u64>(), point.errors);
+        for op in point.by_op.values() {
+            assert_eq!(op.outcomes.values().sum::<u64>(), op.completed);
+        }
+    }
+    for op in &report.operations {
+        let seconds = || report.timeline.iter().filter_map(|p| p.by_op.get(&op.name));
+        assert_eq!(seconds().map(|o| o.completed).sum::<u64>(), op.count);
+        assert_eq!(seconds().map(|o| o.errors).sum::<u64>(), op.errors);
+        for outcome in &op.outcomes {
+            let n: u64 = seconds()
+                .filter_map(|o| o.outcomes.get(&outcome.outcome))
+                .sum();
+            assert_eq!(n, outcome.latency.count, "{} {}", op.name, outcome.outcome);
+        }
+    }
+
+    // The shape a test reads from the JSON report.
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let first = &written["timeline"][0]["by_op"];
+    assert!(
+        first["login"]["outcomes"]["200"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    let register = &first["register"];
+    assert_eq!(
+        register["errors"], register["outcomes"]["503"],
+        "{register}"
+    );
+    assert!(register["completed"].as_u64().unwrap() > 0, "{register}");
 }
