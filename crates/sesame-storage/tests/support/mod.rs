@@ -425,13 +425,26 @@ pub fn namespace() -> String {
 pub struct PrivateRedis {
     pub port: u16,
     dir: PathBuf,
+    /// Every write in the append-only file, fsynced: what survives a
+    /// restart is every write Redis acknowledged, as in production.
+    durable: bool,
 }
 
 impl PrivateRedis {
     pub fn start() -> Result<Self, String> {
+        Self::launched(false)
+    }
+
+    /// A Redis that keeps its data across restarts (`appendfsync always`).
+    pub fn start_durable() -> Result<Self, String> {
+        Self::launched(true)
+    }
+
+    fn launched(durable: bool) -> Result<Self, String> {
         let this = Self {
             port: free_port(),
             dir: scratch("redis"),
+            durable,
         };
         this.launch()?;
         Ok(this)
@@ -449,7 +462,12 @@ impl PrivateRedis {
             .arg(script)
             .arg("sh")
             .arg("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--save", ""])
+            .args(if self.durable {
+                ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
+            } else {
+                ["--appendonly", "no"].as_slice()
+            })
             .arg("--port")
             .arg(self.port.to_string())
             .arg("--dir")
