@@ -10,7 +10,7 @@
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use rand::RngCore;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 /// Argon2id cost parameters. The default is the OWASP minimum.
@@ -73,9 +73,21 @@ const OUTPUT_BYTES: usize = 32;
 thread_local! {
     /// This thread's Argon2 working memory, grown to the largest m_cost seen.
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    /// Whether this thread keeps that memory between hashes. Hash workers
+    /// do (no zeroed 19 MiB allocation per hash); any other thread hashing
+    /// once (start-up, a test) gives it back, or it would hold m_cost for
+    /// the life of the process.
+    static KEEP_MEMORY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs Argon2 in this thread's reusable memory.
+/// Makes this thread keep its Argon2 working memory between hashes: for
+/// threads that do nothing but hash.
+pub fn keep_memory_on_this_thread() {
+    KEEP_MEMORY.set(true);
+}
+
+/// Runs Argon2 in this thread's reusable memory, or in memory of its own
+/// on a thread that does not keep it.
 fn compute(
     argon2: &Argon2<'_>,
     params: &Params,
@@ -83,6 +95,10 @@ fn compute(
     salt: &[u8],
     out: &mut [u8],
 ) -> Result<(), argon2::Error> {
+    if !KEEP_MEMORY.get() {
+        let mut memory = vec![Block::new(); params.block_count()];
+        return argon2.hash_password_into_with_memory(password, salt, out, &mut memory);
+    }
     MEMORY.with_borrow_mut(|memory| {
         let blocks = params.block_count();
         if memory.len() < blocks {

@@ -345,9 +345,14 @@ impl InMemoryLimits {
     }
 }
 
+/// Keys held in process by default: about 80 bytes each, so ~8 MiB at most,
+/// within the service's memory bound. Known addresses beyond it are
+/// forgotten oldest first; with Redis (`--cache`) the state lives there.
+pub const IN_MEMORY_LIMIT_KEYS: usize = 100_000;
+
 impl Default for InMemoryLimits {
     fn default() -> Self {
-        Self::new(1_000_000)
+        Self::new(IN_MEMORY_LIMIT_KEYS)
     }
 }
 

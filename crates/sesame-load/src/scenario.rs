@@ -207,6 +207,13 @@ pub trait Source: Send {
     fn next_arrival(&mut self) -> Option<Arrival>;
 }
 
+/// The share of a user's requests sent from some other client than the
+/// user's own (travel, a phone on another network). The rest come from one
+/// home client per user, as real users' do: the service remembers the
+/// addresses an account logs in from, and a load where every login pairs a
+/// user with a random address would make that memory grow unrealistically.
+const AWAY_SHARE: f64 = 0.1;
+
 /// Arrivals whose operation, user and client are drawn at random.
 pub struct Drawn {
     times: Option<ArrivalTimes>,
@@ -238,6 +245,13 @@ impl Drawn {
     }
 }
 
+impl Drawn {
+    fn home_client(&self, user: u32) -> u32 {
+        let count = self.clients.end - self.clients.start;
+        self.clients.start + user % count.max(1)
+    }
+}
+
 impl Source for Drawn {
     fn next_arrival(&mut self) -> Option<Arrival> {
         let at = match &mut self.times {
@@ -258,11 +272,19 @@ impl Source for Drawn {
             }
             _ => self.rng.random_range(0..self.users),
         };
+        let client = match op {
+            Op::Login | Op::WrongPassword | Op::Session | Op::Register
+                if !self.rng.random_bool(AWAY_SHARE) =>
+            {
+                self.home_client(user)
+            }
+            _ => self.rng.random_range(self.clients.clone()),
+        };
         Some(Arrival {
             at,
             op,
             user,
-            client: self.rng.random_range(self.clients.clone()),
+            client,
         })
     }
 }

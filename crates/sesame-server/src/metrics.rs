@@ -24,6 +24,9 @@ const LATENCY_BUCKETS: [f64; 11] = [
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often pending histogram samples are folded into buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide recorder once; later calls (more apps in one
 /// test process) share it.
 pub fn install(slo_seconds: f64) -> PrometheusHandle {
@@ -39,6 +42,18 @@ pub fn install(slo_seconds: f64) -> PrometheusHandle {
                 .expect("non-empty buckets")
                 .install_recorder()
                 .expect("the only metrics recorder");
+            // Histogram samples wait in the recorder until they are folded
+            // into their buckets, which a scrape does; without scrapes they
+            // pile up (~100 bytes a login, found by the soak). Fold them
+            // every few seconds whoever scrapes.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("sesame-metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                })
+                .expect("spawn the metrics upkeep thread");
             describe();
             gauge!("sesame_build_info", "version" => env!("CARGO_PKG_VERSION"), "revision" => env!("SESAME_REVISION"))
                 .set(1.0);

@@ -15,6 +15,10 @@ use std::time::Instant;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// Connections to the database file: SQLite writes one at a time, and more
+/// readers than this do not help a service whose work is hashing.
+const CONNECTIONS: u32 = 8;
+
 pub struct SqliteStore {
     pool: SqlitePool,
 }
@@ -33,9 +37,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(1));
+            .busy_timeout(Duration::from_secs(1))
+            // Each connection caches pages up to this (KiB, negative): SQLite's
+            // share of memory stays a fixed CONNECTIONS x 1 MiB however
+            // large the sessions table grows; the OS caches the file.
+            .pragma("cache_size", "-1024");
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(1))
             .connect_with(options)
             .await
