@@ -15,6 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// A job is admitted only if its predicted wait and hash fit in this share
+/// of the time left to its deadline. The rest is slack for the prediction's
+/// error (hashes slowed by a busy machine, the estimate lagging): without
+/// it, a queue held at the admission bound keeps admitting jobs that expire
+/// later, answered 503 after waiting most of the budget instead of at once.
+const ADMISSION_SHARE: f64 = 0.8;
+
 /// Hard cap on queued jobs per worker, whatever the estimate says: it bounds
 /// memory if hashes suddenly get much slower than the estimate.
 const MAX_QUEUED_PER_WORKER: usize = 256;
@@ -197,7 +204,8 @@ impl HashPool {
         let s = &self.shared;
         let now = Instant::now();
         let wait = s.expected_wait();
-        if now + wait + s.hash_estimate() > deadline {
+        let left = deadline.saturating_duration_since(now);
+        if wait + s.hash_estimate() > left.mul_f64(ADMISSION_SHARE) {
             s.shed.fetch_add(1, Ordering::Relaxed);
             return Err(PoolError::Overloaded {
                 retry_after: retry_after(wait),
@@ -248,6 +256,7 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
             HASH_THREAD_NICE,
         );
     }
+    crate::hashing::keep_memory_on_this_thread();
     while let Ok(job) = receiver.recv() {
         shared.queued.fetch_sub(1, Ordering::Relaxed);
         let started = Instant::now();
