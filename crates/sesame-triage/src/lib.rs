@@ -26,7 +26,8 @@ pub struct TriageArgs {
     /// per instance is fine, they are merged by time.
     #[arg(required = true, value_name = "EVENTLOG")]
     pub eventlogs: Vec<PathBuf>,
-    /// Only logins at or after this time (RFC 3339, or `YYYY-MM-DD HH:MM[:SS]` in UTC).
+    /// Only logins at or after this time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]`
+    /// in UTC, or a span back from now (`90s`, `30m`, `1h`, `2d`).
     #[arg(long, env = "SESAME_TRIAGE_SINCE", value_parser = parse_time)]
     pub since: Option<i64>,
     /// Only logins before this time (same forms as --since).
@@ -58,6 +59,13 @@ pub struct TriageArgs {
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
+    // `1h`: an hour before now (a unit is required, so a bare number is
+    // never mistaken for a span).
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    if !digits.is_empty() && !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphabetic()) {
+        let back = parse_interval(s)?;
+        return Ok(chrono::Utc::now().timestamp_millis() - back);
+    }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
     }
@@ -70,7 +78,9 @@ fn parse_time(s: &str) -> Result<i64, String> {
     .iter()
     .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
     .map(|t| t.and_utc().timestamp_millis())
-    .ok_or_else(|| format!("{s:?} is not RFC 3339 nor YYYY-MM-DD HH:MM[:SS]"))
+    .ok_or_else(|| {
+        format!("{s:?} is not RFC 3339, YYYY-MM-DD HH:MM[:SS] nor a span back from now like 1h")
+    })
 }
 
 fn parse_interval(s: &str) -> Result<i64, String> {
@@ -170,4 +180,21 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no line of the input is a sesame login event");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_absolute_or_a_span_back_from_now() {
+        assert_eq!(parse_time("2026-11-26T10:00:00Z"), Ok(1_795_687_200_000));
+        assert_eq!(parse_time("2026-11-26 10:00"), Ok(1_795_687_200_000));
+        let now = chrono::Utc::now().timestamp_millis();
+        let hour_ago = parse_time("1h").unwrap();
+        assert!((now - 3_600_000 - hour_ago).abs() < 5_000, "{hour_ago}");
+        assert!(parse_time("1y").is_err());
+        assert!(parse_time("2026").is_err(), "a bare number is neither");
+        assert!(parse_time("yesterday").is_err());
+    }
 }
