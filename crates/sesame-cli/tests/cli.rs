@@ -148,6 +148,20 @@ fn calibrate_prints_parameters_that_meet_the_target() {
 }
 
 #[test]
+fn a_mistyped_command_line_is_not_a_canary_verdict() {
+    // 0 pass, 1 fail, 2 marginal, 3 cannot judge: a usage error is none of them.
+    let out = sesame()
+        .args(["canary", "--baseline-log", "a.jsonl", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    let help = sesame().args(["canary", "--help"]).output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--canary-log"));
+}
+
+#[test]
 fn every_flag_names_its_environment_variable() {
     for command in ["serve", "migrate", "calibrate"] {
         let help = run_ok(sesame().args([command, "--help"]), None);
