@@ -15,7 +15,7 @@ mod time;
 
 pub use cache::CachedSessions;
 pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
-pub use ratelimit::{RateLimitDecision, RedisRateLimiter, SharedLimits};
+pub use ratelimit::{RedisRateLimiter, SharedLimits};
 pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 

@@ -7,6 +7,7 @@
 mod support;
 
 use chrono::Utc;
+use sesame_domain::ratelimit::{Decision, LimitStore, Rate};
 use sesame_domain::{DbRole, NewUser, Session, SessionToken, StoreError, Username};
 use sesame_storage::{MySqlStore, StorageConfig, Stores};
 use std::time::{Duration, Instant};
@@ -506,30 +507,44 @@ async fn the_redis_rate_limiter_is_gcra_shared_by_instances() {
         .await
         .unwrap();
     // 2 per second, bursts of 3, counted across both instances.
+    let rate = Rate::per_second(2.0, 3);
+    let t0 = Utc::now().timestamp_millis();
     let mut allowed = 0;
     for n in 0..5 {
         let limiter = if n % 2 == 0 { &a } else { &b };
-        let d = limiter.allow("ip:203.0.113.9", 2.0, 3).await.unwrap();
-        if d.allowed {
-            allowed += 1;
-        } else {
-            assert!(
-                d.retry_after > Duration::from_millis(300)
-                    && d.retry_after <= Duration::from_millis(500),
-                "{d:?}"
-            );
+        match limiter
+            .check("ip:203.0.113.9", rate, t0, true)
+            .await
+            .unwrap()
+        {
+            Decision::Allow => allowed += 1,
+            Decision::Deny { retry_after } => {
+                assert_eq!(retry_after, Duration::from_millis(500), "one interval");
+            }
         }
     }
     assert_eq!(allowed, 3);
     // Other keys are independent.
-    let d = a.allow("ip:198.51.100.1", 2.0, 3).await.unwrap();
-    assert!(d.allowed);
-    assert_eq!(d.remaining, 2);
-    // The rate refills.
-    tokio::time::sleep(Duration::from_millis(550)).await;
-    assert!(a.allow("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
-    assert!(!a.allow("ip:203.0.113.9", 2.0, 3).await.unwrap().allowed);
-    assert!(a.allow("x", 0.0, 3).await.is_err());
+    let other = a.check("ip:198.51.100.1", rate, t0, true).await.unwrap();
+    assert_eq!(other, Decision::Allow);
+    // The rate refills: one more after one interval, not two.
+    let later = t0 + 500;
+    assert_eq!(
+        b.check("ip:203.0.113.9", rate, later, true).await.unwrap(),
+        Decision::Allow
+    );
+    assert!(matches!(
+        a.check("ip:203.0.113.9", rate, later, true).await.unwrap(),
+        Decision::Deny { .. }
+    ));
+    // A check that only looks (consume = false) never spends.
+    let fresh = Rate::per_second(1.0, 1);
+    for _ in 0..3 {
+        assert_eq!(
+            a.check("peek", fresh, t0, false).await.unwrap(),
+            Decision::Allow
+        );
+    }
 }
 
 #[tokio::test]
@@ -572,10 +587,10 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
         stores.sessions.ready().await,
         Err(StoreError::Unavailable(_))
     ));
-    assert!(matches!(
-        limiter.allow("k", 1.0, 1).await,
-        Err(StoreError::Unavailable(_))
-    ));
+    assert!(limiter
+        .check("k", Rate::per_second(1.0, 1), 0, true)
+        .await
+        .is_err());
     // A write whose read-your-writes cannot be guaranteed is not made.
     assert!(matches!(
         stores.users.create(new_user("jack", "$j")).await,
@@ -612,7 +627,14 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
         .unwrap()
         .is_some());
     stores.users.create(new_user("jack", "$j")).await.unwrap();
-    assert!(limiter.allow("k", 1.0, 1).await.unwrap().allowed);
+    let now_ms = Utc::now().timestamp_millis();
+    assert_eq!(
+        limiter
+            .check("k", Rate::per_second(1.0, 1), now_ms, true)
+            .await
+            .unwrap(),
+        Decision::Allow
+    );
 }
 
 #[tokio::test]
