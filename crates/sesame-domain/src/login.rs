@@ -229,6 +229,9 @@ impl LoginService {
         db_role: &mut Option<DbRole>,
     ) -> Result<Issued, AuthError> {
         let deadline = arrived + self.settings.latency_budget.mul_f64(HASH_SHARE_OF_BUDGET);
+        // Shed before the lookup: under overload the database sees only the
+        // logins that will be hashed.
+        self.pool.admit(deadline)?;
         let started = Instant::now();
         let (user, role) = self.users.find_for_login(username).await?;
         timings.db = started.elapsed();

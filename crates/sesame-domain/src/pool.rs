@@ -200,9 +200,17 @@ impl HashPool {
         }
     }
 
-    async fn submit(&self, work: Work, deadline: Instant) -> Result<(Done, JobTimings), PoolError> {
+    /// Whether a job due by `deadline` would be admitted now; a refusal is
+    /// counted as shed. Callers ask before work that only makes sense if the
+    /// hash will run (a login's database lookup), so an overloaded service
+    /// sheds without touching the database.
+    pub fn admit(&self, deadline: Instant) -> Result<(), PoolError> {
+        self.admission(Instant::now(), deadline).map(|_| ())
+    }
+
+    /// The expected wait if a job due by `deadline` is admitted at `now`.
+    fn admission(&self, now: Instant, deadline: Instant) -> Result<Duration, PoolError> {
         let s = &self.shared;
-        let now = Instant::now();
         let wait = s.expected_wait();
         let left = deadline.saturating_duration_since(now);
         if wait + s.hash_estimate() > left.mul_f64(ADMISSION_SHARE) {
@@ -211,6 +219,13 @@ impl HashPool {
                 retry_after: retry_after(wait),
             });
         }
+        Ok(wait)
+    }
+
+    async fn submit(&self, work: Work, deadline: Instant) -> Result<(Done, JobTimings), PoolError> {
+        let s = &self.shared;
+        let now = Instant::now();
+        let wait = self.admission(now, deadline)?;
         let (reply, answer) = oneshot::channel();
         s.queued.fetch_add(1, Ordering::Relaxed);
         let job = Job {

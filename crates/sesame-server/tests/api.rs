@@ -643,6 +643,11 @@ async fn overload_is_shed_at_once_with_retry_after() {
     let events = server.stop().await;
     assert_eq!(events[0]["outcome"], "overloaded");
     assert_eq!(events[0]["hash_ms"], 0.0);
+    assert_eq!(
+        events[0]["db_role"], "",
+        "shed before the database lookup: {}",
+        events[0]
+    );
 }
 
 #[tokio::test]
