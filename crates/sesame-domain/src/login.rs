@@ -9,7 +9,7 @@ use crate::ratelimit::{
     InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter,
 };
 use crate::session::{Session, SessionToken};
-use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserStore};
+use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
 use crate::username::Username;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -254,9 +254,23 @@ impl LoginService {
         }
 
         let started = Instant::now();
-        let issued = self.issue_session(user.id, user.username.as_str()).await;
+        let issued = self.issue_login_session(&user).await;
         timings.session = started.elapsed();
         issued
+    }
+
+    /// A session for a login that verified `user`'s password. A password
+    /// change that landed while the login was in flight may have revoked
+    /// the user's sessions before this one existed, so the password is
+    /// checked again once the session is stored: the old password must not
+    /// leave a session behind.
+    async fn issue_login_session(&self, user: &UserRecord) -> Result<Issued, AuthError> {
+        let issued = self.issue_session(user.id, user.username.as_str()).await?;
+        if !self.users.password_unchanged(user).await? {
+            self.sessions.revoke(&issued.token.hash()).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
+        Ok(issued)
     }
 
     async fn issue_session(&self, user_id: i64, username: &str) -> Result<Issued, AuthError> {

@@ -32,6 +32,9 @@ pub struct UserRecord {
     pub username: Username,
     pub password_hash: Arc<str>,
     pub created_at: DateTime<Utc>,
+    /// When the password was last set (not when its hash was upgraded):
+    /// the version of the credential a login verified.
+    pub password_changed_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +85,12 @@ pub trait UserStore: Send + Sync + 'static {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<(), StoreError>;
+    /// Whether `user`'s password is still the one its record was read with
+    /// (`password_changed_at` unchanged), read where the newest write shows.
+    /// A login asks after creating its session: a password change that
+    /// landed meanwhile may have revoked the user's sessions before this one
+    /// existed. A removed user's password has changed.
+    async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError>;
     async fn remove(&self, username: &Username) -> Result<(), StoreError>;
     async fn list(
         &self,

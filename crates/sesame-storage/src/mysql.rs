@@ -37,8 +37,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 /// The user's row, or the decoy (id 0) when there is none: see
 /// `DECOY_PASSWORD_HASH`. Binds the name twice, then the decoy hash.
 pub const LOGIN_LOOKUP_SQL: &str =
-    "SELECT id, username, password_hash, created_at FROM users WHERE username = ? \
-     UNION ALL SELECT 0, ?, ?, 0 ORDER BY id DESC LIMIT 1";
+    "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE username = ? \
+     UNION ALL SELECT 0, ?, ?, 0, 0 ORDER BY id DESC LIMIT 1";
 
 /// How to reach and use a MySQL/MariaDB topology.
 #[derive(Debug, Clone)]
@@ -256,6 +256,10 @@ fn user_from_row(row: &MySqlRow) -> Result<UserRecord, StoreError> {
         password_hash: hash.into(),
         created_at: from_ms(
             row.try_get("created_at")
+                .map_err(|e| StoreError::Other(e.to_string()))?,
+        ),
+        password_changed_at: from_ms(
+            row.try_get("password_changed_at")
                 .map_err(|e| StoreError::Other(e.to_string()))?,
         ),
     })
@@ -653,6 +657,7 @@ impl UserStore for MySqlStore {
             username: user.username,
             password_hash: user.password_hash.into(),
             created_at: user.created_at,
+            password_changed_at: user.created_at,
         })
     }
 
@@ -742,6 +747,30 @@ impl UserStore for MySqlStore {
         Ok(())
     }
 
+    async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        // Every write to a user's row sets its recent-write marker first, and
+        // the marker outlives a login (seconds against a latency budget). No
+        // marker: nothing was written since this login's lookup. Otherwise
+        // the primary decides.
+        match self.inner.markers.get(user.username.as_str()).await {
+            Ok(None) => return Ok(true),
+            Ok(Some(_)) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "recent-write markers unreadable; asking the primary")
+            }
+        }
+        let started = Instant::now();
+        let changed_at: Option<i64> = self
+            .on_primary(
+                sqlx::query_scalar("SELECT password_changed_at FROM users WHERE id = ?")
+                    .bind(user.id)
+                    .fetch_optional(&self.inner.primary),
+            )
+            .await?;
+        observe("password_unchanged", DbRole::Primary, started);
+        Ok(changed_at == Some(to_ms(user.password_changed_at)))
+    }
+
     // The operator's listing reads the primary: it is authoritative.
     async fn list(
         &self,
@@ -751,7 +780,7 @@ impl UserStore for MySqlStore {
         let rows = self
             .on_primary(
                 sqlx::query(
-                    "SELECT id, username, password_hash, created_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
+                    "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
                 )
                 .bind(after.map_or("", Username::as_str))
                 .bind(i64::from(limit))

@@ -83,6 +83,7 @@ fn record(row: &sqlx::sqlite::SqliteRow, username: Username) -> UserRecord {
         username,
         password_hash: hash.into(),
         created_at: from_ms(row.get("created_at")),
+        password_changed_at: from_ms(row.get("password_changed_at")),
     }
 }
 
@@ -94,8 +95,8 @@ impl UserStore for SqliteStore {
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
         let _timer = QueryTimer::start("find_for_login");
         let row = sqlx::query(
-            "SELECT id, password_hash, created_at FROM users WHERE username = ?1 \
-             UNION ALL SELECT 0, ?2, 0 ORDER BY id DESC LIMIT 1",
+            "SELECT id, password_hash, created_at, password_changed_at FROM users WHERE username = ?1 \
+             UNION ALL SELECT 0, ?2, 0, 0 ORDER BY id DESC LIMIT 1",
         )
         .bind(username.as_str())
         .bind(crate::DECOY_PASSWORD_HASH)
@@ -124,6 +125,7 @@ impl UserStore for SqliteStore {
             username: user.username,
             password_hash: user.password_hash.into(),
             created_at: user.created_at,
+            password_changed_at: user.created_at,
         })
     }
 
@@ -205,7 +207,7 @@ impl UserStore for SqliteStore {
         limit: u32,
     ) -> Result<Vec<UserRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, username, password_hash, created_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
+            "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
         )
         .bind(after.map_or("", Username::as_str))
         .bind(i64::from(limit))
@@ -213,6 +215,17 @@ impl UserStore for SqliteStore {
         .await
         .map_err(map_err)?;
         rows.iter().map(user_from_row).collect()
+    }
+
+    async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let _timer = QueryTimer::start("password_unchanged");
+        let changed_at: Option<i64> =
+            sqlx::query_scalar("SELECT password_changed_at FROM users WHERE id = ?")
+                .bind(user.id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(changed_at == Some(to_ms(user.password_changed_at)))
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

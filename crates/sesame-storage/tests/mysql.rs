@@ -134,11 +134,23 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
     let found = found.unwrap();
     assert_eq!(found.id, alice.id);
     assert_eq!(&*found.password_hash, "$argon2id$a");
+    assert!(users.password_unchanged(&found).await.unwrap());
 
     users
         .set_password_hash(alice.id, "$argon2id$b", Utc::now())
         .await
         .unwrap();
+    assert!(
+        !users.password_unchanged(&found).await.unwrap(),
+        "a login that read the old password sees the change"
+    );
+    let changed = users
+        .find_for_login(&user("alice"))
+        .await
+        .unwrap()
+        .0
+        .unwrap();
+    assert!(users.password_unchanged(&changed).await.unwrap());
     users
         .upgrade_hash(alice.id, "$argon2id$stale", "$argon2id$c")
         .await
@@ -157,6 +169,10 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
         .upgrade_hash(alice.id, "$argon2id$b", "$argon2id$c")
         .await
         .unwrap();
+    assert!(
+        users.password_unchanged(&changed).await.unwrap(),
+        "a rehash is not a password change"
+    );
     assert_eq!(
         &*users
             .find_for_login(&user("alice"))

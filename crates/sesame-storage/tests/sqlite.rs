@@ -1,0 +1,57 @@
+//! The embedded store's answers that the login flow relies on beyond the
+//! API tests: what counts as a password change for a login in flight.
+
+use chrono::Utc;
+use sesame_domain::{NewUser, UserStore, Username};
+use sesame_storage::{StorageConfig, Stores};
+
+async fn stores(dir: &tempfile::TempDir) -> Stores {
+    sesame_storage::open(&StorageConfig {
+        database_url: format!("sqlite:{}", dir.path().join("t.db").display()),
+        ..StorageConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_password_change_not_a_rehash_outdates_a_login_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = stores(&dir).await.users;
+    let name = Username::parse("erin").unwrap();
+    users
+        .create(NewUser {
+            username: name.clone(),
+            password_hash: "$argon2id$a".into(),
+            created_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    let (read, _) = users.find_for_login(&name).await.unwrap();
+    let read = read.unwrap();
+    assert!(users.password_unchanged(&read).await.unwrap());
+
+    users
+        .upgrade_hash(read.id, "$argon2id$a", "$argon2id$a2")
+        .await
+        .unwrap();
+    assert!(
+        users.password_unchanged(&read).await.unwrap(),
+        "a rehash is not a password change"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    users
+        .set_password_hash(read.id, "$argon2id$b", Utc::now())
+        .await
+        .unwrap();
+    assert!(!users.password_unchanged(&read).await.unwrap());
+    let (again, _) = users.find_for_login(&name).await.unwrap();
+    assert!(users.password_unchanged(&again.unwrap()).await.unwrap());
+
+    users.remove(&name).await.unwrap();
+    assert!(
+        !users.password_unchanged(&read).await.unwrap(),
+        "a removed user's password has changed"
+    );
+}
