@@ -2,7 +2,7 @@
 //! API tests: what counts as a password change for a login in flight.
 
 use chrono::Utc;
-use sesame_domain::{NewUser, UserStore, Username};
+use sesame_domain::{NewUser, Username};
 use sesame_storage::{StorageConfig, Stores};
 
 async fn stores(dir: &tempfile::TempDir) -> Stores {
