@@ -331,7 +331,8 @@ impl LoginService {
 
     /// Changes a password after proving the old one, and revokes every
     /// session of the user: the old password and its sessions stop working
-    /// together.
+    /// together. A failure part way may sign the user out with the old
+    /// password still set; it never leaves old sessions alive with the new.
     pub async fn change_password(
         &self,
         username: &Username,
@@ -361,11 +362,7 @@ impl LoginService {
             .check_new(&new, username)
             .map_err(AuthError::WeakPassword)?;
         let phc = self.hash_now(new).await?;
-        self.users
-            .set_password_hash(user.id, &phc, self.clock.now())
-            .await?;
-        self.sessions.revoke_all(user.id).await?;
-        Ok(())
+        self.replace_password(user.id, &phc).await
     }
 
     /// Sets a password without the old one: the operator's `sesame user passwd`.
@@ -381,10 +378,20 @@ impl LoginService {
         let (user, _) = self.users.find_for_login(username).await?;
         let user = user.ok_or(AuthError::InvalidCredentials)?;
         let phc = self.hash_now(new).await?;
+        self.replace_password(user.id, &phc).await
+    }
+
+    /// Sets a new password hash and revokes every session of the user.
+    /// Revokes first: if the session store fails, nothing has changed yet
+    /// (never a new password with the old sessions alive). Then again after
+    /// the write, for sessions that logins with the old password stored in
+    /// between.
+    async fn replace_password(&self, user_id: i64, phc: &str) -> Result<(), AuthError> {
+        self.sessions.revoke_all(user_id).await?;
         self.users
-            .set_password_hash(user.id, &phc, self.clock.now())
+            .set_password_hash(user_id, phc, self.clock.now())
             .await?;
-        self.sessions.revoke_all(user.id).await?;
+        self.sessions.revoke_all(user_id).await?;
         Ok(())
     }
 
@@ -408,5 +415,220 @@ impl LoginService {
         self.users.ready().await?;
         self.sessions.ready().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The two password-change guarantees that need a store to misbehave at
+    //! the right moment, with in-memory stores that can be told to.
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::hashing::{HashParams, PasswordHasher};
+    use crate::session::TokenHash;
+    use chrono::{DateTime, Utc};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Users {
+        rows: Mutex<HashMap<i64, UserRecord>>,
+        /// Make `password_unchanged` report a change that landed meanwhile.
+        changed_meanwhile: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl UserStore for Users {
+        async fn find_for_login(
+            &self,
+            username: &Username,
+        ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+            let rows = self.rows.lock().unwrap();
+            let user = rows.values().find(|u| &u.username == username).cloned();
+            Ok((user, DbRole::Primary))
+        }
+        async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
+            let mut rows = self.rows.lock().unwrap();
+            let record = UserRecord {
+                id: rows.len() as i64 + 1,
+                username: user.username,
+                password_hash: user.password_hash.into(),
+                created_at: user.created_at,
+                password_changed_at: user.created_at,
+            };
+            rows.insert(record.id, record.clone());
+            Ok(record)
+        }
+        async fn import(&self, _: &[NewUser]) -> Result<u64, StoreError> {
+            unimplemented!()
+        }
+        async fn set_password_hash(
+            &self,
+            user_id: i64,
+            password_hash: &str,
+            changed_at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            let mut rows = self.rows.lock().unwrap();
+            let user = rows.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+            user.password_hash = password_hash.into();
+            user.password_changed_at = changed_at;
+            Ok(())
+        }
+        async fn upgrade_hash(&self, _: i64, _: &str, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn password_unchanged(&self, _: &UserRecord) -> Result<bool, StoreError> {
+            Ok(!self.changed_meanwhile.load(Ordering::SeqCst))
+        }
+        async fn remove(&self, _: &Username) -> Result<(), StoreError> {
+            unimplemented!()
+        }
+        async fn list(&self, _: Option<&Username>, _: u32) -> Result<Vec<UserRecord>, StoreError> {
+            unimplemented!()
+        }
+        async fn ready(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Sessions {
+        live: Mutex<HashMap<TokenHash, Session>>,
+        /// The session store is down.
+        down: AtomicBool,
+    }
+
+    impl Sessions {
+        fn check(&self) -> Result<(), StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("session store down".into()));
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl SessionStore for Sessions {
+        async fn create(&self, session: &Session) -> Result<(), StoreError> {
+            self.check()?;
+            let mut live = self.live.lock().unwrap();
+            live.insert(session.token_hash, session.clone());
+            Ok(())
+        }
+        async fn find(
+            &self,
+            hash: &TokenHash,
+            _: DateTime<Utc>,
+        ) -> Result<Option<Session>, StoreError> {
+            self.check()?;
+            Ok(self.live.lock().unwrap().get(hash).cloned())
+        }
+        async fn revoke(&self, hash: &TokenHash) -> Result<(), StoreError> {
+            self.check()?;
+            self.live.lock().unwrap().remove(hash);
+            Ok(())
+        }
+        async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
+            self.check()?;
+            let mut live = self.live.lock().unwrap();
+            let before = live.len();
+            live.retain(|_, s| s.user_id != user_id);
+            Ok((before - live.len()) as u64)
+        }
+        async fn ready(&self) -> Result<(), StoreError> {
+            self.check()
+        }
+    }
+
+    const OLD: &str = "amber-harbor-52";
+    const NEW: &str = "copper-lantern-93";
+
+    async fn service_with(name: &str) -> (LoginService, Arc<Users>, Arc<Sessions>, Username) {
+        let users = Arc::new(Users::default());
+        let sessions = Arc::new(Sessions::default());
+        let hasher = PasswordHasher::new(HashParams {
+            m_cost: 64,
+            t_cost: 1,
+            p_cost: 1,
+        })
+        .unwrap();
+        let settings = LoginSettings {
+            limits: LimitSettings::unlimited(),
+            latency_budget: Duration::from_secs(30),
+            ..LoginSettings::default()
+        };
+        let service = LoginService::new(
+            users.clone(),
+            sessions.clone(),
+            HashPool::start(hasher, 1),
+            Arc::new(SystemClock),
+            settings,
+        )
+        .unwrap();
+        let name = Username::parse(name).unwrap();
+        service.register(&name, pw(OLD), None).await.unwrap();
+        (service, users, sessions, name)
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s, &PasswordPolicy::default()).unwrap()
+    }
+
+    fn ip() -> IpAddr {
+        IpAddr::from([192, 0, 2, 1])
+    }
+
+    #[tokio::test]
+    async fn a_login_overtaken_by_a_password_change_leaves_no_session() {
+        let (service, users, sessions, name) = service_with("pat").await;
+        users.changed_meanwhile.store(true, Ordering::SeqCst);
+        let outcome = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+        assert!(
+            matches!(outcome.result, Err(AuthError::InvalidCredentials)),
+            "{:?}",
+            outcome.result
+        );
+        assert!(
+            sessions.live.lock().unwrap().is_empty(),
+            "its session was revoked"
+        );
+
+        users.changed_meanwhile.store(false, Ordering::SeqCst);
+        let outcome = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+        assert!(outcome.result.is_ok());
+        assert_eq!(sessions.live.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_store_failure_changes_nothing_but_signs_out() {
+        let (service, users, sessions, name) = service_with("quinn").await;
+        let before = users.rows.lock().unwrap()[&1].password_hash.clone();
+        assert!(service
+            .login(&name, pw(OLD), ip(), Instant::now())
+            .await
+            .result
+            .is_ok());
+
+        sessions.down.store(true, Ordering::SeqCst);
+        let r = service.change_password(&name, pw(OLD), pw(NEW), ip()).await;
+        assert!(matches!(r, Err(AuthError::Unavailable(_))), "{r:?}");
+        assert_eq!(
+            users.rows.lock().unwrap()[&1].password_hash,
+            before,
+            "never the new password with the old sessions alive"
+        );
+
+        sessions.down.store(false, Ordering::SeqCst);
+        service
+            .change_password(&name, pw(OLD), pw(NEW), ip())
+            .await
+            .unwrap();
+        assert!(sessions.live.lock().unwrap().is_empty());
+        assert!(service
+            .login(&name, pw(NEW), ip(), Instant::now())
+            .await
+            .result
+            .is_ok());
     }
 }
