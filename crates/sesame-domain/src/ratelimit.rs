@@ -46,13 +46,13 @@ impl Rate {
         Self::per_second(events / 60.0, burst)
     }
 
-    fn interval_ms(&self) -> i64 {
+    pub fn interval_ms(&self) -> i64 {
         self.interval.as_millis().max(1) as i64
     }
 
     /// How far the theoretical arrival time may run ahead of now.
-    fn tolerance_ms(&self) -> i64 {
-        self.interval_ms() * i64::from(self.burst - 1)
+    pub fn tolerance_ms(&self) -> i64 {
+        self.interval_ms() * i64::from(self.burst.saturating_sub(1))
     }
 }
 

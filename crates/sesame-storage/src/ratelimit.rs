@@ -71,10 +71,6 @@ fn limit_error(e: StoreError) -> LimitError {
     LimitError(e.to_string())
 }
 
-fn interval_ms(rate: Rate) -> i64 {
-    rate.interval.as_millis().max(1) as i64
-}
-
 #[async_trait]
 impl LimitStore for RedisRateLimiter {
     async fn check(
@@ -85,8 +81,7 @@ impl LimitStore for RedisRateLimiter {
         consume: bool,
     ) -> Result<Decision, LimitError> {
         let key = self.redis.key("rl", key);
-        let interval = interval_ms(rate);
-        let tolerance = interval * i64::from(rate.burst.max(1) - 1);
+        let (interval, tolerance) = (rate.interval_ms(), rate.tolerance_ms());
         let script = &self.store_check;
         let wait: i64 = self
             .redis
@@ -113,7 +108,7 @@ impl LimitStore for RedisRateLimiter {
 
     async fn charge(&self, key: &str, rate: Rate, now_ms: i64) -> Result<(), LimitError> {
         let key = self.redis.key("rl", key);
-        let interval = interval_ms(rate);
+        let interval = rate.interval_ms();
         let script = &self.store_charge;
         self.redis
             .run(|mut c| async move {
