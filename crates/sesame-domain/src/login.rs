@@ -265,25 +265,20 @@ impl LoginService {
     /// checked again once the session is stored: the old password must not
     /// leave a session behind.
     async fn issue_login_session(&self, user: &UserRecord) -> Result<Issued, AuthError> {
-        let issued = self.issue_session(user.id, user.username.as_str()).await?;
-        if !self.users.password_unchanged(user).await? {
-            self.sessions.revoke(&issued.token.hash()).await?;
-            return Err(AuthError::InvalidCredentials);
-        }
-        Ok(issued)
-    }
-
-    async fn issue_session(&self, user_id: i64, username: &str) -> Result<Issued, AuthError> {
         let token = SessionToken::generate();
         let now = self.clock.now();
         let session = Session {
             token_hash: token.hash(),
-            user_id,
-            username: username.to_owned(),
+            user_id: user.id,
+            username: user.username.as_str().to_owned(),
             created_at: now,
             expires_at: now + self.settings.session_ttl,
         };
         self.sessions.create(&session).await?;
+        if !self.users.password_unchanged(user).await? {
+            self.sessions.revoke(&session.token_hash).await?;
+            return Err(AuthError::InvalidCredentials);
+        }
         Ok(Issued { token, session })
     }
 
