@@ -61,10 +61,10 @@ pub struct TriageArgs {
 fn parse_time(s: &str) -> Result<i64, String> {
     // `1h`: an hour before now (a unit is required, so a bare number is
     // never mistaken for a span).
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    if !digits.is_empty() && !unit.is_empty() && unit.chars().all(|c| c.is_ascii_alphabetic()) {
-        let back = parse_interval(s)?;
-        return Ok(chrono::Utc::now().timestamp_millis() - back);
+    if s.ends_with(|c: char| c.is_ascii_alphabetic()) {
+        if let Ok(back) = parse_interval(s) {
+            return Ok(chrono::Utc::now().timestamp_millis() - back);
+        }
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_millis());
