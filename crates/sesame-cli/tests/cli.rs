@@ -25,7 +25,8 @@ fn db(dir: &Path) -> String {
     format!("sqlite:{}", dir.join("ops.db").display())
 }
 
-fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
+/// Runs `cmd` to the end, with `stdin` as its input.
+fn run(cmd: &mut Command, stdin: Option<&str>) -> std::process::Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -40,7 +41,11 @@ fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
             .write_all(input.as_bytes())
             .unwrap();
     }
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
+    let out = run(cmd, stdin);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -84,8 +89,9 @@ fn user_management_round_trip() {
         .collect();
     assert_eq!(names, ["operator", "second"]);
 
-    let weak = sesame()
-        .args([
+    let passwd = || {
+        let mut cmd = sesame();
+        cmd.args([
             "user",
             "passwd",
             "operator",
@@ -93,34 +99,14 @@ fn user_management_round_trip() {
             "--database",
             &db,
         ])
-        .args(CHEAP)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    weak.stdin
-        .as_ref()
-        .unwrap()
-        .write_all(b"password\n")
-        .unwrap();
-    let out = weak.wait_with_output().unwrap();
+        .args(CHEAP);
+        cmd
+    };
+    let out = run(&mut passwd(), Some("password\n"));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("too common"));
 
-    run_ok(
-        sesame()
-            .args([
-                "user",
-                "passwd",
-                "operator",
-                "--password-stdin",
-                "--database",
-                &db,
-            ])
-            .args(CHEAP),
-        Some("silver-lantern-23\n"),
-    );
+    run_ok(&mut passwd(), Some("silver-lantern-23\n"));
     run_ok(
         sesame().args(["user", "remove", "OPERATOR", "--database", &db]),
         None,

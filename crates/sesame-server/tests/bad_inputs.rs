@@ -11,10 +11,13 @@ use serde_json::{json, Value};
 use sesame_domain::{HashParams, LimitSettings, LoginSettings, ManualClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
+
+mod support;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use support::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CATALOGUE: &str = "tests/data/bad_inputs.json";
@@ -129,8 +132,7 @@ struct Server {
     addr: std::net::SocketAddr,
     http: Client,
     events: PathBuf,
-    stop: tokio::sync::oneshot::Sender<()>,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: Served,
     vars: BTreeMap<String, String>,
     _dir: tempfile::TempDir,
 }
@@ -166,18 +168,12 @@ async fn start() -> Server {
         Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap(),
     ));
     let app = App::build(config, stores, clock.clone()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.run(listener, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(app).await;
     let mut server = Server {
-        base: format!("http://{addr}"),
-        addr,
+        base: served.base(),
+        addr: served.addr,
         http: Client::new(),
         events,
-        stop,
         served,
         vars: BTreeMap::new(),
         _dir: dir,
@@ -435,14 +431,8 @@ async fn every_bad_input_gets_its_answer() {
                 ));
             }
         }
-        let Server {
-            stop,
-            served,
-            events,
-            ..
-        } = server;
-        stop.send(()).unwrap();
-        served.await.unwrap().unwrap();
+        let Server { served, events, .. } = server;
+        served.stop().await;
         // Whatever came in, the event log stays one JSON object per line.
         for line in std::fs::read_to_string(&events).unwrap_or_default().lines() {
             let event: Value = serde_json::from_str(line)

@@ -214,12 +214,19 @@ fn primary_crash_and_redis_restart_under_load_lose_nothing_and_recover_within_5s
     let [killed, primary_back, redis_down, redis_back] =
         [killed, primary_back, redis_down, redis_back].map(|t| t - lead);
     let ops = timeline(&report);
-    let seconds = |op: &str| ops.get(op).cloned().unwrap_or_default();
+    // An operation's seconds lying wholly within `from..to`.
+    let during = |op: &str, from: f64, to: f64| -> Vec<Second> {
+        let seconds = ops.get(op).cloned().unwrap_or_default();
+        seconds
+            .into_iter()
+            .filter(|(s, _)| *s as f64 >= from && (*s + 1) as f64 <= to)
+            .map(|(_, c)| c)
+            .collect()
+    };
     let summary = |op: &str, from: f64, to: f64| -> (u64, u64) {
-        seconds(op)
+        during(op, from, to)
             .iter()
-            .filter(|(s, _)| (**s as f64) >= from && ((**s + 1) as f64) <= to)
-            .fold((0, 0), |(ok, err), (_, c)| (ok + c.ok, err + c.errors))
+            .fold((0, 0), |(ok, err), c| (ok + c.ok, err + c.errors))
     };
     let errors_in = |from: f64, to: f64| -> Vec<(String, u64, Second)> {
         ops.iter()
@@ -259,10 +266,9 @@ fn primary_crash_and_redis_restart_under_load_lose_nothing_and_recover_within_5s
         "no login succeeded while the primary was down"
     );
     assert_eq!(logins_failed, 0, "logins failed while the replica was up");
-    let register_statuses: BTreeMap<String, u64> = seconds("register")
-        .iter()
-        .filter(|(s, _)| (**s as f64) >= outage.0 && ((**s + 1) as f64) <= outage.1)
-        .flat_map(|(_, c)| c.statuses.clone())
+    let register_statuses: BTreeMap<String, u64> = during("register", outage.0, outage.1)
+        .into_iter()
+        .flat_map(|c| c.statuses)
         .fold(BTreeMap::new(), |mut m, (k, v)| {
             *m.entry(k).or_insert(0) += v;
             m

@@ -10,8 +10,11 @@ use serde_json::json;
 use sesame_domain::{HashParams, LimitSettings, LoginSettings, SystemClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
+
+mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::Served;
 
 /// Samples per kind (the issue asks for at least 200).
 const SAMPLES: usize = 300;
@@ -45,12 +48,8 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
     .await
     .unwrap();
     let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.run(listener, async {
-        let _ = stopped.await;
-    }));
+    let served = Served::start(app).await;
+    let base = served.base();
     let http = Client::new();
     let r = http
         .post(format!("{base}/v1/users"))
@@ -92,8 +91,7 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
             wrong.push(b);
         }
     }
-    stop.send(()).unwrap();
-    served.await.unwrap().unwrap();
+    served.stop().await;
 
     // The server's own stage timings, to say where a difference comes from.
     let mut stages = String::new();

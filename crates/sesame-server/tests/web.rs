@@ -7,10 +7,12 @@ use reqwest::{Client, Response, StatusCode};
 use sesame_domain::{HashParams, LoginSettings, SystemClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
+
+mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
+use support::Served;
 
 const CHEAP: HashParams = HashParams {
     m_cost: 256,
@@ -22,8 +24,7 @@ struct TestServer {
     base: String,
     http: Client,
     dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    served: Served,
 }
 
 impl TestServer {
@@ -53,12 +54,8 @@ impl TestServer {
         .await
         .unwrap();
         let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(app.run(listener, async {
-            let _ = stopped.await;
-        }));
+        let served = Served::start(app).await;
+        let base = served.base();
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -67,14 +64,12 @@ impl TestServer {
             base,
             http,
             dir,
-            stop: Some(stop),
             served,
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.served.await.unwrap().unwrap();
+    async fn stop(self) {
+        self.served.stop().await;
     }
 
     fn url(&self, path: &str) -> String {

@@ -1,7 +1,42 @@
-//! Helpers for the tests that run the real `sesame` binary.
+//! Helpers for the tests that run the real `sesame` binary, or serve the
+//! app in the test's own process.
+#![allow(dead_code)]
 
+use sesame_server::App;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// An app served by this process on a free loopback port until stopped.
+pub struct Served {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    pub async fn start(app: App) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Self { addr, stop, task }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Shuts down as on SIGTERM (in-flight requests finish) and waits.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
 
 /// The `sesame` binary of this target directory (built if missing).
 pub fn sesame_binary() -> PathBuf {
