@@ -5,13 +5,81 @@
 
 use serde::{Deserialize, Serialize};
 
+/// How a login attempt ended: the `outcome` of its event and the label of
+/// its metrics. Shed counters, `sesame triage`, the canary judge and the SLO
+/// alerts all read it, so each value names one cause: `overloaded` only when
+/// the hash queue refused or dropped the login, `unavailable` when a store
+/// could not answer in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    /// Unknown user or wrong password (indistinguishable).
+    InvalidCredentials,
+    RateLimited,
+    /// Shed by admission, or expired in the hash queue.
+    Overloaded,
+    /// A database or the session store did not answer within the budget.
+    Unavailable,
+    /// Malformed or invalid input (400, 413, 415, 422).
+    BadRequest,
+    /// The client went away before the answer.
+    ClientGone,
+    /// An internal error.
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Ok,
+        Outcome::InvalidCredentials,
+        Outcome::RateLimited,
+        Outcome::Overloaded,
+        Outcome::Unavailable,
+        Outcome::BadRequest,
+        Outcome::ClientGone,
+        Outcome::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::InvalidCredentials => "invalid_credentials",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::Overloaded => "overloaded",
+            Outcome::Unavailable => "unavailable",
+            Outcome::BadRequest => "bad_request",
+            Outcome::ClientGone => "client_gone",
+            Outcome::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// The service failed the user (not the user's input or credentials,
+    /// not a rate limit): what error-rate SLOs and the canary count.
+    pub fn is_service_error(self) -> bool {
+        matches!(
+            self,
+            Outcome::Overloaded | Outcome::Unavailable | Outcome::Error
+        )
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LoginEvent {
     /// Server time the attempt arrived, RFC 3339 with milliseconds.
     pub ts: String,
-    /// `ok`, `invalid_credentials`, `rate_limited`, `overloaded`,
-    /// `unavailable`, `bad_request` or `error`.
+    /// An [`Outcome`], as its string.
     pub outcome: String,
     pub status: u16,
     pub user: String,
@@ -33,6 +101,10 @@ pub struct LoginEvent {
     pub db_ms: f64,
     pub session_ms: f64,
     pub request_id: String,
+    /// Why a login was `unavailable` or an `error` (which store, what it
+    /// said); never a secret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 #[cfg(test)]
@@ -52,6 +124,12 @@ mod tests {
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains("shard"), "absent shard is omitted: {line}");
         assert_eq!(serde_json::from_str::<LoginEvent>(&line).unwrap(), e);
+        for outcome in Outcome::ALL {
+            assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{outcome}\""));
+        }
+        assert_eq!(Outcome::parse("slow"), None);
         let sparse: LoginEvent = serde_json::from_str(r#"{"ts":"x","total_ms":3}"#).unwrap();
         assert_eq!(sparse.total_ms, 3.0);
     }

@@ -3,6 +3,7 @@
 //! happens inside, stage by stage, is timed here.
 
 use crate::clock::Clock;
+use crate::event::Outcome;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
 use crate::ratelimit::{
@@ -40,6 +41,22 @@ pub enum AuthError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl AuthError {
+    /// The outcome a login that failed with this error records: the one
+    /// place where errors become outcomes (the HTTP boundary adds only the
+    /// malformed-input ones).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            AuthError::InvalidCredentials => Outcome::InvalidCredentials,
+            AuthError::RateLimited { .. } => Outcome::RateLimited,
+            AuthError::Overloaded { .. } => Outcome::Overloaded,
+            AuthError::Unavailable(_) => Outcome::Unavailable,
+            AuthError::UserExists | AuthError::WeakPassword(_) => Outcome::BadRequest,
+            AuthError::Internal(_) => Outcome::Error,
+        }
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -103,6 +120,15 @@ pub struct LoginOutcome {
     pub result: Result<Issued, AuthError>,
     pub timings: StageTimings,
     pub db_role: Option<DbRole>,
+}
+
+impl LoginOutcome {
+    pub fn outcome(&self) -> Outcome {
+        match &self.result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => e.outcome(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -231,11 +257,20 @@ impl LoginService {
         let deadline = arrived + self.settings.latency_budget.mul_f64(HASH_SHARE_OF_BUDGET);
         // Shed before the lookup: under overload the database sees only the
         // logins that will be hashed.
-        self.pool.admit(deadline)?;
+        let lookup_by = self.pool.admit(deadline)?;
         let started = Instant::now();
-        let (user, role) = self.users.find_for_login(username).await?;
+        let (user, role) = self.users.find_for_login_by(username, lookup_by).await?;
         timings.db = started.elapsed();
         *db_role = Some(role);
+        // The lookup took the time the hash needed: the database failed this
+        // login, not the queue, so it must not be counted as overload.
+        if Instant::now() > lookup_by {
+            return Err(AuthError::Unavailable(format!(
+                "the {} database answered after {} ms, too late for this login's latency budget",
+                role.as_str(),
+                timings.db.as_millis()
+            )));
+        }
 
         let stored = user
             .as_ref()
@@ -431,6 +466,10 @@ mod tests {
         rows: Mutex<HashMap<i64, UserRecord>>,
         /// Make `password_unchanged` report a change that landed meanwhile.
         changed_meanwhile: AtomicBool,
+        /// Login lookups take this long (a slow or failing-over database).
+        lookup_delay: Mutex<Duration>,
+        /// Login lookups fail as a database that is down.
+        down: AtomicBool,
     }
 
     #[async_trait::async_trait]
@@ -439,9 +478,14 @@ mod tests {
             &self,
             username: &Username,
         ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+            let delay = *self.lookup_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("primary down".into()));
+            }
             let rows = self.rows.lock().unwrap();
             let user = rows.values().find(|u| &u.username == username).cloned();
-            Ok((user, DbRole::Primary))
+            Ok((user, DbRole::Replica))
         }
         async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
             let mut rows = self.rows.lock().unwrap();
@@ -540,6 +584,21 @@ mod tests {
     const NEW: &str = "copper-lantern-93";
 
     async fn service_with(name: &str) -> (LoginService, Arc<Users>, Arc<Sessions>, Username) {
+        service_with_settings(
+            name,
+            LoginSettings {
+                limits: LimitSettings::unlimited(),
+                latency_budget: Duration::from_secs(30),
+                ..LoginSettings::default()
+            },
+        )
+        .await
+    }
+
+    async fn service_with_settings(
+        name: &str,
+        settings: LoginSettings,
+    ) -> (LoginService, Arc<Users>, Arc<Sessions>, Username) {
         let users = Arc::new(Users::default());
         let sessions = Arc::new(Sessions::default());
         let hasher = PasswordHasher::new(HashParams {
@@ -548,11 +607,6 @@ mod tests {
             p_cost: 1,
         })
         .unwrap();
-        let settings = LoginSettings {
-            limits: LimitSettings::unlimited(),
-            latency_budget: Duration::from_secs(30),
-            ..LoginSettings::default()
-        };
         let service = LoginService::new(
             users.clone(),
             sessions.clone(),
@@ -625,5 +679,59 @@ mod tests {
             .await
             .result
             .is_ok());
+    }
+
+    /// Every way a login can end, and the outcome it records: shed counters,
+    /// triage and the SLO alerts read these, so a database failure must
+    /// never be counted as overload.
+    #[tokio::test]
+    async fn each_failure_path_records_its_own_outcome() {
+        let budget = Duration::from_millis(250);
+        let settings = LoginSettings {
+            latency_budget: budget,
+            limits: LimitSettings {
+                per_account_ip_failures: crate::ratelimit::Rate::per_minute(1.0, 1),
+                ..LimitSettings::unlimited()
+            },
+            ..LoginSettings::default()
+        };
+        let (service, users, sessions, name) = service_with_settings("rue", settings).await;
+        let login = |password: &'static str| {
+            let (service, name) = (service.clone(), name.clone());
+            async move {
+                service
+                    .login(&name, pw(password), ip(), Instant::now())
+                    .await
+                    .outcome()
+            }
+        };
+        assert_eq!(login(OLD).await, Outcome::Ok);
+
+        // A database that answers, but after the time the hash needed (a
+        // failover, a dead primary tried first): unavailable, not overloaded.
+        *users.lookup_delay.lock().unwrap() = budget;
+        assert_eq!(login(OLD).await, Outcome::Unavailable);
+        *users.lookup_delay.lock().unwrap() = Duration::ZERO;
+        // A database that is down, and a session store that is.
+        users.down.store(true, Ordering::SeqCst);
+        assert_eq!(login(OLD).await, Outcome::Unavailable);
+        users.down.store(false, Ordering::SeqCst);
+        sessions.down.store(true, Ordering::SeqCst);
+        assert_eq!(login(OLD).await, Outcome::Unavailable);
+        sessions.down.store(false, Ordering::SeqCst);
+
+        // Admission refuses a login whose arrival leaves no time to hash.
+        let late = Instant::now() - budget;
+        let shed = service.login(&name, pw(OLD), ip(), late).await;
+        assert_eq!(shed.outcome(), Outcome::Overloaded);
+        assert!(shed.db_role.is_none(), "shed before the database");
+        // A job that expired in the queue is overload too.
+        assert_eq!(
+            AuthError::from(PoolError::Expired).outcome(),
+            Outcome::Overloaded
+        );
+
+        assert_eq!(login(NEW).await, Outcome::InvalidCredentials);
+        assert_eq!(login(NEW).await, Outcome::RateLimited);
     }
 }

@@ -203,9 +203,13 @@ impl HashPool {
     /// Whether a job due by `deadline` would be admitted now; a refusal is
     /// counted as shed. Callers ask before work that only makes sense if the
     /// hash will run (a login's database lookup), so an overloaded service
-    /// sheds without touching the database.
-    pub fn admit(&self, deadline: Instant) -> Result<(), PoolError> {
-        self.admission(Instant::now(), deadline).map(|_| ())
+    /// sheds without touching the database. On admission, answers the latest
+    /// time the job can still be submitted and admitted if the queue does
+    /// not grow meanwhile: the time the work before it may take.
+    pub fn admit(&self, deadline: Instant) -> Result<Instant, PoolError> {
+        let wait = self.admission(Instant::now(), deadline)?;
+        let needed = (wait + self.shared.hash_estimate()).div_f64(ADMISSION_SHARE);
+        Ok(deadline.checked_sub(needed).unwrap_or_else(Instant::now))
     }
 
     /// The expected wait if a job due by `deadline` is admitted at `now`.

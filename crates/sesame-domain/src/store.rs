@@ -6,6 +6,7 @@ use crate::username::Username;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Which copy of the data answered a read; recorded in events and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,6 +65,18 @@ pub trait UserStore: Send + Sync + 'static {
         &self,
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError>;
+    /// The same lookup, answered by `deadline` or given up as
+    /// [`StoreError::Unavailable`]: a login's budget is not the store's to
+    /// spend on a server that is down. Stores whose reads cannot hang keep
+    /// the default.
+    async fn find_for_login_by(
+        &self,
+        username: &Username,
+        deadline: Instant,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let _ = deadline;
+        self.find_for_login(username).await
+    }
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Bulk import (load-test seeding, migrations from another system): one
     /// transaction per call; existing names are skipped. Returns how many

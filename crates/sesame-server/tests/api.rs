@@ -770,3 +770,34 @@ async fn slow_logins_are_logged_with_their_stages() {
     assert!(slow["hash_ms"].as_f64().unwrap() > 0.0);
     assert!(slow.get("queue_ms").is_some() && slow.get("db_ms").is_some());
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_leaves_a_client_gone_event() {
+    // A slow hash: the login is still being verified when the client closes
+    // its connection.
+    let server = TestServer::start_with(|c| {
+        c.hash_workers = 1;
+        c.hash_params = HashParams {
+            m_cost: 65_536,
+            t_cost: 4,
+            p_cost: 1,
+        };
+    })
+    .await;
+    use tokio::io::AsyncWriteExt;
+    let body = r#"{"user":"leaver","password":"whatever-pw"}"#;
+    let addr = server.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /v1/login HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    drop(conn);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = server.stop().await;
+    assert_eq!(events.len(), 1, "one event per attempt: {events:?}");
+    assert_eq!(events[0]["outcome"], "client_gone", "{}", events[0]);
+    assert_eq!(events[0]["status"], 499);
+}

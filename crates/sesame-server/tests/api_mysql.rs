@@ -97,6 +97,10 @@ struct Server {
 
 impl Server {
     async fn start(stores: Stores) -> Self {
+        Self::start_with_budget(stores, Duration::from_secs(5)).await
+    }
+
+    async fn start_with_budget(stores: Stores, latency_budget: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let events = dir.path().join("events.jsonl");
         let config = ServerConfig {
@@ -107,7 +111,7 @@ impl Server {
             },
             hash_workers: 2,
             login: LoginSettings {
-                latency_budget: Duration::from_secs(5),
+                latency_budget,
                 ..LoginSettings::default()
             },
             event_log: Some(events.clone()),
@@ -430,6 +434,115 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
         .collect();
     assert!(roles.contains(&"replica"), "{roles:?}");
     assert!(roles.contains(&"primary"), "{roles:?}");
+}
+
+/// A user who changed their password seconds ago (a recent-write marker)
+/// logs in after the primary crashed. A replica that has applied the change
+/// answers within the latency budget; one that has not yet is refused at
+/// once as `unavailable`, never waited for and never called overload, and
+/// never lets the old password in.
+#[tokio::test]
+async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
+    let topology = require!(Topology::start());
+    let delayed = require!(topology.add_delayed_replica(support::LAG_S));
+    let redis = require!(support::redis_url());
+    let schema = topology.schema().unwrap();
+    let mut config = storage_config(&topology.primary, &schema, &[&delayed], Some(redis));
+    // Markers then live 12 s: vic's change must be proven by the replica's
+    // heartbeat, not outlived.
+    config.max_replica_lag = Duration::from_secs(10);
+    let stores = migrated(&config).await;
+    support::wait_for_table(&delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
+    let mysql = stores.mysql.clone().unwrap();
+    assert!(mysql.settings().marker_ttl() > Duration::from_secs(11));
+    let budget = LoginSettings::default().latency_budget;
+    let server = Server::start_with_budget(stores, budget).await;
+    for user in ["uma", "vic"] {
+        assert_eq!(
+            server.register(user, "first-secret-pw").await.0,
+            StatusCode::CREATED
+        );
+    }
+    let change = |user: &'static str| {
+        let server = &server;
+        async move {
+            let (status, body) = server
+                .change_password(user, "first-secret-pw", "second-secret-pw")
+                .await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        }
+    };
+    // uma's change has replicated by the crash (the replica is 3 s behind);
+    // vic's has not. Both markers outlive the crash.
+    change("uma").await;
+    tokio::time::sleep(Duration::from_secs(support::LAG_S as u64 + 1)).await;
+    change("vic").await;
+    topology.primary.kill();
+    let m = &mysql;
+    eventually(
+        Duration::from_secs(3),
+        "the heartbeat finds the primary down",
+        || async move { !m.primary_up() },
+    )
+    .await;
+
+    let timed = |user: &'static str, password: &'static str| {
+        let server = &server;
+        async move {
+            let t = Instant::now();
+            let (status, body) = server.login(user, password).await;
+            (status, code(&body).to_owned(), t.elapsed())
+        }
+    };
+    let (status, _, took) = timed("uma", "second-secret-pw").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(took < budget, "answered in {took:?}");
+    assert_eq!(
+        timed("uma", "first-secret-pw").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for password in ["second-secret-pw", "first-secret-pw"] {
+        let (status, code, took) = timed("vic", password).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            "the replica has not applied vic's change: refuse, never the old password"
+        );
+        assert!(took < budget, "refused in {took:?}");
+    }
+    // Once the replica has applied vic's change, the new password works
+    // and the old one fails.
+    let s = &server;
+    // MASTER_DELAY counts whole seconds: the change applies 3-4 s after it.
+    eventually(
+        Duration::from_secs(support::LAG_S as u64 + 3),
+        "vic logs in from the caught-up replica",
+        || async move { s.login("vic", "second-secret-pw").await.0 == StatusCode::OK },
+    )
+    .await;
+    assert_eq!(
+        timed("vic", "first-secret-pw").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let events = server.stop().await;
+    let outcomes: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["outcome"].as_str())
+        .collect();
+    assert!(!outcomes.contains(&"overloaded"), "{outcomes:?}");
+    let refused: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["outcome"] == "unavailable")
+        .collect();
+    assert!(!refused.is_empty());
+    for e in refused {
+        assert_eq!(e["status"], 503);
+        assert!(
+            e["cause"].as_str().unwrap().contains("no replica"),
+            "the event says why: {e}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -385,6 +385,14 @@ impl MySqlStore {
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
         let i = &self.inner;
+        // A primary the heartbeat found down is not waited for: refusing at
+        // once is the same answer, sooner.
+        if !self.primary_up() {
+            return Err(primary_error(StoreError::Unavailable(format!(
+                "database {} is not answering its heartbeat",
+                i.primary_name
+            ))));
+        }
         let previous = i.markers.begin(user).await.map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot mark the write for read-your-writes, so it was not made: {e}"
@@ -408,8 +416,22 @@ impl MySqlStore {
         let done = bounded(&i.primary_name, left, op(conn)).await;
         observe(query, DbRole::Primary, started);
         let done = done.map_err(primary_error)?;
-        if let Err(e) = i.markers.commit(user, now_ms()).await {
-            tracing::warn!(error = %e, "could not stamp a recent-write marker");
+        // A heartbeat written after the write stamps it: a replica that has
+        // applied a heartbeat this new has applied the write too (binlog
+        // order). Without it the newest heartbeat before a crash could
+        // predate the write, and no replica could ever prove it has the
+        // write. If the stamp fails, the marker stays PENDING (primary only)
+        // until it expires: safe, if less available.
+        let beat = now_ms();
+        let left = deadline.saturating_duration_since(Instant::now());
+        match bounded(&i.primary_name, left, i.heartbeat(beat)).await {
+            Ok(_) => {
+                i.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
+                if let Err(e) = i.markers.commit(user, beat).await {
+                    tracing::warn!(error = %e, "could not stamp a recent-write marker");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not stamp a write with a heartbeat"),
         }
         Ok(done)
     }
@@ -428,6 +450,23 @@ impl MySqlStore {
             .await?;
         let name = name.ok_or(StoreError::NotFound)?;
         String::from_utf8(name).map_err(|e| StoreError::Other(format!("username: {e}")))
+    }
+
+    /// Where a login lookup for a user with `marker` may read, in the order
+    /// to try them (`None` is the primary). With a marker the primary comes
+    /// first, then the replicas that have applied the write; without one,
+    /// the replicas within the lag bound, then the primary. A primary the
+    /// heartbeat found down is left out: trying it would spend the login's
+    /// budget on a connection that cannot succeed. It is back in the order
+    /// within one heartbeat of its return.
+    fn lookup_order(&self, marker: Option<i64>) -> Vec<Option<&Replica>> {
+        let replicas = self.candidates(marker).into_iter().map(Some);
+        let primary = self.primary_up().then_some(None);
+        if marker.is_some() {
+            primary.into_iter().chain(replicas).collect()
+        } else {
+            replicas.chain(primary).collect()
+        }
     }
 
     /// The replicas a lookup may read, in the order to try them. With a
@@ -461,6 +500,16 @@ impl MySqlStore {
 }
 
 impl Inner {
+    /// Writes heartbeat `beat` (ms) on the primary; it never goes back.
+    fn heartbeat(
+        &self,
+        beat: i64,
+    ) -> impl Future<Output = Result<sqlx::mysql::MySqlQueryResult, sqlx::Error>> + '_ {
+        sqlx::query("UPDATE heartbeat SET ts = GREATEST(ts, ?) WHERE id = 1")
+            .bind(beat)
+            .execute(&self.primary)
+    }
+
     /// Writes the heartbeat on the primary, reads it on every replica, and
     /// derives each replica's lag.
     async fn tick(&self) {
@@ -469,14 +518,7 @@ impl Inner {
             .timeout
             .min(self.settings.heartbeat_interval * 4);
         let beat = now_ms();
-        let wrote = bounded(
-            &self.primary_name,
-            budget,
-            sqlx::query("UPDATE heartbeat SET ts = GREATEST(ts, ?) WHERE id = 1")
-                .bind(beat)
-                .execute(&self.primary),
-        )
-        .await;
+        let wrote = bounded(&self.primary_name, budget, self.heartbeat(beat)).await;
         let primary_up = wrote.is_ok();
         if primary_up {
             self.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
@@ -565,8 +607,17 @@ impl UserStore for MySqlStore {
         &self,
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        self.find_for_login_by(username, Instant::now() + self.inner.settings.timeout)
+            .await
+    }
+
+    async fn find_for_login_by(
+        &self,
+        username: &Username,
+        deadline: Instant,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
         let i = &self.inner;
-        let deadline = Instant::now() + i.settings.timeout;
+        let deadline = deadline.min(Instant::now() + i.settings.timeout);
         let marker = match i.markers.get(username.as_str()).await {
             Ok(m) => m,
             Err(e) => {
@@ -576,15 +627,7 @@ impl UserStore for MySqlStore {
                 Some(PENDING)
             }
         };
-        // (is the primary, replica) in order of preference.
-        let mut order: Vec<Option<&Replica>> = Vec::new();
-        if marker.is_some() {
-            order.push(None);
-            order.extend(self.candidates(marker).into_iter().map(Some));
-        } else {
-            order.extend(self.candidates(None).into_iter().map(Some));
-            order.push(None);
-        }
+        let order = self.lookup_order(marker);
         let mut failures = Vec::new();
         let attempts = order.len();
         for (n, target) in order.into_iter().enumerate() {
@@ -628,8 +671,13 @@ impl UserStore for MySqlStore {
             }
         }
         Err(StoreError::Unavailable(if failures.is_empty() {
-            "no database may answer this lookup (primary down, no replica within the lag bound)"
-                .into()
+            match marker {
+                Some(_) => "no database may answer this lookup: the primary is down and no replica \
+                            has applied this user's last write yet"
+                    .into(),
+                None => "no database may answer this lookup (primary down, no replica within the lag bound)"
+                    .into(),
+            }
         } else {
             format!("no database answered: {}", failures.join("; "))
         }))
@@ -752,17 +800,40 @@ impl UserStore for MySqlStore {
         // the marker outlives a login (seconds against a latency budget). No
         // marker: nothing was written since this login's lookup. Otherwise
         // the primary decides.
-        match self.inner.markers.get(user.username.as_str()).await {
+        let marker = match self.inner.markers.get(user.username.as_str()).await {
             Ok(None) => return Ok(true),
-            Ok(Some(_)) => {}
+            Ok(Some(marker)) => marker,
             Err(e) => {
-                tracing::warn!(error = %e, "recent-write markers unreadable; asking the primary")
+                tracing::warn!(error = %e, "recent-write markers unreadable; asking the primary");
+                PENDING
             }
-        }
+        };
+        const SQL: &str = "SELECT password_changed_at FROM users WHERE id = ?";
         let started = Instant::now();
+        // With the primary down no write can land, and a replica that has
+        // applied the user's last marked write knows the answer (a later
+        // write would have set a newer marker first).
+        if !self.primary_up() {
+            let Some(replica) = self.candidates(Some(marker)).into_iter().next() else {
+                return Err(StoreError::Unavailable(
+                    "the primary is down and no replica has applied this user's last write yet"
+                        .into(),
+                ));
+            };
+            let changed_at: Option<i64> = bounded(
+                &replica.name,
+                self.inner.settings.timeout,
+                sqlx::query_scalar(SQL)
+                    .bind(user.id)
+                    .fetch_optional(&replica.pool),
+            )
+            .await?;
+            observe("password_unchanged", DbRole::Replica, started);
+            return Ok(changed_at == Some(to_ms(user.password_changed_at)));
+        }
         let changed_at: Option<i64> = self
             .on_primary(
-                sqlx::query_scalar("SELECT password_changed_at FROM users WHERE id = ?")
+                sqlx::query_scalar(SQL)
                     .bind(user.id)
                     .fetch_optional(&self.inner.primary),
             )

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use sesame_domain::event::LoginEvent;
-use sesame_domain::{Password, StageTimings, Username};
+use sesame_domain::event::{LoginEvent, Outcome};
+use sesame_domain::{AuthError, LoginOutcome, Password, StageTimings, Username};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use utoipa::ToSchema;
@@ -69,25 +69,8 @@ pub async fn login(
     headers: HeaderMap,
     body: Result<ApiJson<LoginRequest>, ApiError>,
 ) -> Response {
-    let arrived = Instant::now();
-    let mut event = LoginEvent {
-        ts: state
-            .service
-            .clock()
-            .now()
-            .to_rfc3339_opts(SecondsFormat::Millis, true),
-        ip: peer.ip().to_string(),
-        instance: state.config.instance.clone(),
-        server_version: SERVER_VERSION.to_owned(),
-        request_id: headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-        ..Default::default()
-    };
-    let mut timings = StageTimings::default();
-    let result = attempt(&state, peer.ip(), body, arrived, &mut event, &mut timings).await;
+    let mut recorder = Recorder::begin(&state, peer.ip(), &headers);
+    let result = attempt(&state, peer.ip(), body, &mut recorder).await;
     let response = match result {
         Ok(ok) => {
             let cookie = session_cookie(&state, &ok.session, state.config.login.session_ttl);
@@ -95,22 +78,7 @@ pub async fn login(
         }
         Err(e) => e.into_response(),
     };
-    event.status = response.status().as_u16();
-    event.outcome = outcome(response.status(), &event.outcome);
-    event.total_ms = ms(arrived.elapsed());
-    event.queue_ms = ms(timings.queue);
-    event.hash_ms = ms(timings.hash);
-    event.db_ms = ms(timings.db);
-    event.session_ms = ms(timings.session);
-    state.labels.record(&event);
-    if let Some(log) = &state.events {
-        log.write(&event);
-    }
-    if let Some(log) = &state.slow_logins {
-        if event.total_ms >= state.config.slow_login.as_secs_f64() * 1e3 {
-            log.write(&event);
-        }
-    }
+    recorder.answered(response.status());
     response
 }
 
@@ -118,72 +86,151 @@ async fn attempt(
     state: &AppState,
     peer: IpAddr,
     body: Result<ApiJson<LoginRequest>, ApiError>,
-    arrived: Instant,
-    event: &mut LoginEvent,
-    timings: &mut StageTimings,
+    recorder: &mut Recorder,
 ) -> Result<LoginResponse, ApiError> {
-    let result: Result<LoginResponse, ApiError> = async {
-        let ApiJson(req) = body?;
-        event.user = label(&req.user);
-        let client = req.client.unwrap_or_default();
-        event.region = client.region.as_deref().map(label).unwrap_or_default();
-        event.platform = client.platform.as_deref().map(label).unwrap_or_default();
-        event.app_version = client.app_version.as_deref().map(label).unwrap_or_default();
-        if let Some(ts) = &req.timestamp {
-            parse_client_timestamp(ts)?;
-            event.client_ts = Some(label(ts));
+    let event = &mut recorder.event;
+    let ApiJson(req) = body?;
+    event.user = label(&req.user);
+    let client = req.client.unwrap_or_default();
+    event.region = client.region.as_deref().map(label).unwrap_or_default();
+    event.platform = client.platform.as_deref().map(label).unwrap_or_default();
+    event.app_version = client.app_version.as_deref().map(label).unwrap_or_default();
+    if let Some(ts) = &req.timestamp {
+        parse_client_timestamp(ts)?;
+        event.client_ts = Some(label(ts));
+    }
+    let claimed = req.ip.as_deref().map(parse_ip).transpose()?;
+    let client_ip = match claimed {
+        Some(ip)
+            if state
+                .config
+                .trusted_proxies
+                .iter()
+                .any(|net| net.contains(&peer)) =>
+        {
+            ip
         }
-        let claimed = req.ip.as_deref().map(parse_ip).transpose()?;
-        let client_ip = match claimed {
-            Some(ip)
-                if state
-                    .config
-                    .trusted_proxies
-                    .iter()
-                    .any(|net| net.contains(&peer)) =>
-            {
-                ip
-            }
-            _ => peer,
+        _ => peer,
+    };
+    event.ip = client_ip.to_string();
+    let username = Username::parse(&req.user)
+        .map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))?;
+    event.user = username.to_string();
+    let password = Password::parse(&req.password, &state.service.settings().policy)
+        .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))?;
+    let outcome = state
+        .service
+        .login(&username, password, client_ip, recorder.arrived)
+        .await;
+    recorder.reached_service(&outcome);
+    let issued = outcome.result?;
+    Ok(LoginResponse {
+        session: issued.token.as_str().to_owned(),
+        user: issued.session.username,
+        expires_at: issued.session.expires_at,
+    })
+}
+
+/// Longest cause kept in an event.
+const MAX_CAUSE_CHARS: usize = 240;
+
+/// One login attempt's event. It is written when the attempt is answered,
+/// or, when the client goes away first and the handler is dropped, as
+/// `client_gone` (status 499, as nginx logs it): every attempt leaves
+/// exactly one event.
+struct Recorder {
+    state: AppState,
+    event: LoginEvent,
+    arrived: Instant,
+    timings: StageTimings,
+    /// What the login flow made of the attempt, once it got that far;
+    /// before that, only malformed input can have stopped it.
+    outcome: Option<Outcome>,
+    written: bool,
+}
+
+impl Recorder {
+    fn begin(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> Self {
+        let event = LoginEvent {
+            ts: state
+                .service
+                .clock()
+                .now()
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            ip: peer.to_string(),
+            instance: state.config.instance.clone(),
+            server_version: SERVER_VERSION.to_owned(),
+            request_id: headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+            ..Default::default()
         };
-        event.ip = client_ip.to_string();
-        let username = Username::parse(&req.user)
-            .map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))?;
-        event.user = username.to_string();
-        let password = Password::parse(&req.password, &state.service.settings().policy)
-            .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))?;
-        let outcome = state
-            .service
-            .login(&username, password, client_ip, arrived)
-            .await;
-        *timings = outcome.timings;
-        event.db_role = outcome
+        Self {
+            state: state.clone(),
+            event,
+            arrived: Instant::now(),
+            timings: StageTimings::default(),
+            outcome: None,
+            written: false,
+        }
+    }
+
+    fn reached_service(&mut self, login: &LoginOutcome) {
+        self.timings = login.timings;
+        self.event.db_role = login
             .db_role
             .map(|r| r.as_str().to_owned())
             .unwrap_or_default();
-        let issued = outcome.result?;
-        Ok(LoginResponse {
-            session: issued.token.as_str().to_owned(),
-            user: issued.session.username,
-            expires_at: issued.session.expires_at,
-        })
+        self.outcome = Some(login.outcome());
+        if let Err(AuthError::Unavailable(cause) | AuthError::Internal(cause)) = &login.result {
+            self.event.cause = Some(cause.chars().take(MAX_CAUSE_CHARS).collect());
+        }
     }
-    .await;
-    if let Err(e) = &result {
-        event.outcome = e.code().to_owned();
+
+    fn answered(mut self, status: StatusCode) {
+        let outcome = self.outcome.unwrap_or(if status.is_success() {
+            Outcome::Ok
+        } else {
+            Outcome::BadRequest
+        });
+        self.write(status.as_u16(), outcome);
     }
-    result
+
+    fn write(&mut self, status: u16, outcome: Outcome) {
+        self.written = true;
+        let (event, timings) = (&mut self.event, &self.timings);
+        event.status = status;
+        event.outcome = outcome.as_str().to_owned();
+        event.total_ms = ms(self.arrived.elapsed());
+        event.queue_ms = ms(timings.queue);
+        event.hash_ms = ms(timings.hash);
+        event.db_ms = ms(timings.db);
+        event.session_ms = ms(timings.session);
+        let state = &self.state;
+        state.labels.record(event);
+        if let Some(log) = &state.events {
+            log.write(event);
+        }
+        if let Some(log) = &state.slow_logins {
+            if event.total_ms >= state.config.slow_login.as_secs_f64() * 1e3 {
+                log.write(event);
+            }
+        }
+    }
 }
 
-/// Event outcomes: `ok`, or the error code; malformed input is `bad_request`.
-fn outcome(status: StatusCode, code: &str) -> String {
-    match status.as_u16() {
-        200 => "ok".into(),
-        400 | 413 | 415 | 422 => "bad_request".into(),
-        500 => "error".into(),
-        _ => code.to_owned(),
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.written {
+            self.write(CLIENT_CLOSED_REQUEST, Outcome::ClientGone);
+        }
     }
 }
+
+/// nginx's status for a request whose client closed the connection first.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
