@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Compares `sesame slowlog --json` with `pt-query-digest --output json
---limit 1000000` on the same log: same classes (query IDs and fingerprints),
-same counts, and the same Query_time and Lock_time statistics (pt prints
-them with 6 decimals; its 95% and median come from the same buckets).
-Exits 1 and prints a diff when they disagree.
+--limit 100%:10000` (or `--limit 1000000`) on the same log: same classes
+(query IDs and fingerprints), same counts, and the same Query_time and
+Lock_time statistics (pt prints them with 6 decimals; its 95% and median
+come from the same buckets). Exits 1 and prints a diff when they disagree.
+
+sesame lists the classes pt-query-digest's `--limit 100%` lists: when the
+log took any time, classes of zero time are left out (and counted in
+`not_listed`). pt's classes of zero time are set aside here (it lists them
+with `--limit 1000000`), and their number checked against that count.
 
     compare.py PT.json SESAME.json
     compare.py --mysqldumpslow MYSQLDUMPSLOW.txt SESAME_MYSQLDUMPSLOW.txt
@@ -23,6 +28,20 @@ def compare_digest(pt_path, sesame_path):
     pt_classes = {c["checksum"]: c for c in pt.get("classes", [])}
     me_classes = {c["id"][2:]: c for c in me["classes"]}
     problems = []
+
+    def query_time(c):
+        return float(c["metrics"].get("Query_time", {}).get("sum", 0))
+
+    if any(query_time(c) > 0 for c in pt_classes.values()):
+        zero_time = [k for k, c in pt_classes.items() if query_time(c) == 0]
+        for checksum in zero_time:
+            del pt_classes[checksum]
+        not_listed = me.get("not_listed", {}).get("classes_zero_time", 0)
+        # (With `--limit 100%` pt has usually left them out itself.)
+        if zero_time and len(zero_time) != not_listed:
+            problems.append(
+                f"classes of zero time: pt {len(zero_time)}, sesame not_listed {not_listed}"
+            )
     for checksum in sorted(set(pt_classes) | set(me_classes)):
         p, m = pt_classes.get(checksum), me_classes.get(checksum)
         if p is None:

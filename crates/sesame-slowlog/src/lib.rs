@@ -127,8 +127,10 @@ pub fn run(args: SlowlogArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Digests the files named in `args` and writes the report to `out`.
-/// Unreadable files and malformed entries are reported on stderr (and in
-/// the report); only an unreadable file makes the exit code a failure.
+/// Unreadable files, files that do not look like slow logs and malformed
+/// entries are reported on stderr (and in the report); only an unreadable
+/// file makes the exit code a failure. In fingerprint mode the classes are
+/// those pt-query-digest lists (see [`report::NotListed`]).
 pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let grep = args
         .grep
@@ -168,17 +170,36 @@ pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         SortBy::T
     };
     let sort = args.sort.unwrap_or(default_sort);
+    let mut not_listed = report::NotListed::default();
     let mut classes: Vec<(&[u8], &Class)> = totals
         .digest
         .classes
         .iter()
         .map(|(key, class)| (&key[..], class))
+        .filter(|(_, class)| {
+            // pt-query-digest's profile ranks classes by their Query_time
+            // and leaves out those that have none.
+            let listed = args.mysqldumpslow || class.metrics[parse::QUERY_TIME].count > 0;
+            if !listed {
+                not_listed.classes_without_query_time += 1;
+                not_listed.queries_without_query_time += class.count;
+            }
+            listed
+        })
         .collect();
     classes.sort_by(|a, b| {
         sort.key(b.1)
             .total_cmp(&sort.key(a.1))
             .then_with(|| a.0.cmp(b.0))
     });
+    if !args.mysqldumpslow && sort == SortBy::T {
+        let listed = report::pt_limit_100_percent(&classes);
+        for (_, class) in &classes[listed..] {
+            not_listed.classes_zero_time += 1;
+            not_listed.queries_zero_time += class.count;
+        }
+        classes.truncate(listed);
+    }
     if let Some(top) = args.top {
         classes.truncate(top);
     }
@@ -190,6 +211,7 @@ pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
         classes,
         files: &totals.files,
         elapsed,
+        not_listed,
     };
 
     if args.json {
@@ -202,8 +224,11 @@ pub fn report(args: &SlowlogArgs, out: &mut impl Write) -> anyhow::Result<ExitCo
 
     let mut failed = false;
     for file in &totals.files {
+        if let Some(warning) = &file.warning {
+            eprintln!("sesame slowlog: warning: {}", report::printable(warning));
+        }
         if let Some(error) = &file.error {
-            eprintln!("sesame slowlog: {error}");
+            eprintln!("sesame slowlog: {}", report::printable(error));
             failed = true;
         }
     }

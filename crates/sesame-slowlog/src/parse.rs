@@ -109,11 +109,20 @@ pub fn for_each_entry(chunk: &[u8], file_start: bool, on_entry: &mut impl FnMut(
 fn split_record(rest: &[u8]) -> (&[u8], &[u8]) {
     match SEPARATOR_FINDER.find(rest) {
         Some(at) => (&rest[..at], &rest[at + 2..]),
-        None => (
-            rest.strip_suffix(b";\n").unwrap_or(rest),
-            &rest[rest.len()..],
-        ),
+        None => (strip_last_end(rest), &rest[rest.len()..]),
     }
+}
+
+/// pt-query-digest's `s/;\n#?\Z//` on the last record of a file: Perl's
+/// `\Z` also matches before a final newline, so a log ending in `;\n\n`
+/// loses its `;\n` too (but `;\n\n\n` keeps it). (`;\n#` cannot end the
+/// last record: it would have been split there.)
+fn strip_last_end(record: &[u8]) -> &[u8] {
+    let before_final_newline = record.strip_suffix(b"\n").unwrap_or(record);
+    record
+        .strip_suffix(b";\n")
+        .or_else(|| before_final_newline.strip_suffix(b";\n"))
+        .unwrap_or(record)
 }
 
 /// `/^\s*[A-Z][a-z_]+: /`
@@ -282,12 +291,24 @@ fn parse_int(s: &[u8]) -> Option<i64> {
     Some(s.iter().fold(0, |n, &d| n * 10 + i64::from(d - b'0')))
 }
 
-/// pt-query-digest's `s/^(\d+(?:\.\d+)?).*/$1/`, correctly rounded: digits
-/// as an exact integer divided by an exact power of ten (strtod's fast path).
+/// A header value, or `None` if it fails pt-query-digest's number check
+/// (`^(?:\d+|[+-]?\d+\.\d*(?:E[+-]?\d+)?)$`, case-insensitive): `1.2.3`,
+/// `0.5s` or `fast` are bad values, not their numeric prefix.
+///
+/// The value is pt-query-digest's `s/^(\d+(?:\.\d+)?).*/$1/` (an exponent
+/// is ignored, as pt-query-digest ignores it for Query_time; a signed value
+/// is read whole), correctly rounded: digits as an exact integer divided by
+/// an exact power of ten (strtod's fast path).
 pub fn parse_decimal(s: &[u8]) -> Option<f64> {
     let int_len = s.iter().take_while(|b| b.is_ascii_digit()).count();
     if int_len == 0 {
-        return None;
+        // Only `[+-]\d+\.` forms may be signed; MySQL never writes them.
+        return match s.first() {
+            Some(b'+' | b'-') if number_end(&s[1..], true) == Some(s.len() - 1) => {
+                std::str::from_utf8(s).ok()?.parse().ok()
+            }
+            _ => None,
+        };
     }
     let frac_len = match s.get(int_len) {
         Some(b'.') => s[int_len + 1..]
@@ -296,9 +317,19 @@ pub fn parse_decimal(s: &[u8]) -> Option<f64> {
             .count(),
         _ => 0,
     };
+    // The common case, `\d+` or `\d+\.\d+`, ends here; anything else is
+    // checked in full.
+    let end = if frac_len > 0 {
+        int_len + 1 + frac_len
+    } else {
+        int_len
+    };
+    if end != s.len() && number_end(s, false) != Some(s.len()) {
+        return None;
+    }
     if int_len + frac_len <= 15 {
         let frac = if frac_len > 0 {
-            &s[int_len + 1..int_len + 1 + frac_len]
+            &s[int_len + 1..end]
         } else {
             &[]
         };
@@ -311,12 +342,29 @@ pub fn parse_decimal(s: &[u8]) -> Option<f64> {
         ];
         return Some(mantissa as f64 / POW10[frac_len]);
     }
-    let end = if frac_len > 0 {
-        int_len + 1 + frac_len
-    } else {
-        int_len
-    };
     std::str::from_utf8(&s[..end]).ok()?.parse().ok()
+}
+
+/// Where the number at the start of `s` ends: `\d+` (unless `need_dot`) or
+/// `\d+\.\d*(?:[eE][+-]?\d+)?`.
+fn number_end(s: &[u8], need_dot: bool) -> Option<usize> {
+    let digits = |from: usize| s[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let int_len = digits(0);
+    if int_len == 0 {
+        return None;
+    }
+    if s.get(int_len) != Some(&b'.') {
+        return (!need_dot).then_some(int_len);
+    }
+    let end = int_len + 1 + digits(int_len + 1);
+    if !matches!(s.get(end), Some(b'e' | b'E')) {
+        return Some(end);
+    }
+    let sign = usize::from(matches!(s.get(end + 1), Some(b'+' | b'-')));
+    match digits(end + 1 + sign) {
+        0 => Some(end),
+        exp_len => Some(end + 1 + sign + exp_len),
+    }
 }
 
 #[cfg(test)]
@@ -339,7 +387,43 @@ mod tests {
                 "{text}"
             );
         }
-        assert_eq!(parse_decimal(b"7abc"), Some(7.0));
         assert_eq!(parse_decimal(b"x"), None);
+    }
+
+    #[test]
+    fn values_that_fail_pt_query_digests_number_check_are_bad() {
+        for bad in [
+            "7abc",
+            "1.2.3",
+            "0.5s",
+            "99999999.5s",
+            "fast",
+            "",
+            ".5",
+            "-3",
+            "1e5",
+            "1.5e",
+            "1.5e+",
+            "0x10",
+            "1,5",
+            "+",
+            "-.5",
+        ] {
+            assert_eq!(parse_decimal(bad.as_bytes()), None, "{bad:?}");
+        }
+        // What passes is read as pt-query-digest reads Query_time.
+        for (good, value) in [
+            ("12", 12.0),
+            ("1.", 1.0),
+            ("0.000218", 0.000218),
+            ("1.5e3", 1.5),
+            ("2.5E-2", 2.5),
+            ("-1.5", -1.5),
+            ("+2.", 2.0),
+            ("-1.5e1", -15.0),
+            ("12345678901234567.25", 12345678901234567.25),
+        ] {
+            assert_eq!(parse_decimal(good.as_bytes()), Some(value), "{good:?}");
+        }
     }
 }

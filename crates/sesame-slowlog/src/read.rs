@@ -27,6 +27,9 @@ pub struct FileRead {
     pub gzip: bool,
     /// Why reading stopped early; what was read before still counts.
     pub error: Option<String>,
+    /// Set when the start of the file has none of a slow log's header
+    /// lines (a binary, another kind of log): it is digested all the same.
+    pub warning: Option<String>,
 }
 
 pub struct Totals {
@@ -89,6 +92,7 @@ fn read_file(path: &str, chunks: &Sender<Chunk>, spent: &Receiver<Vec<u8>>) -> F
         bytes: 0,
         gzip: false,
         error: None,
+        warning: None,
     };
     if let Err(e) = read_into_chunks(path, &mut read, chunks, spent) {
         read.error = Some(format!("{e:#}"));
@@ -100,11 +104,16 @@ fn open(path: &str) -> anyhow::Result<(Box<dyn Read + Send>, bool)> {
     let mut input: Box<dyn Read + Send> = if path == "-" {
         Box::new(io::stdin())
     } else {
-        Box::new(File::open(Path::new(path)).with_context(|| format!("cannot open {path}"))?)
+        let file = File::open(Path::new(path)).with_context(|| format!("cannot open {path}"))?;
+        // Opening a directory succeeds; reading it fails without a name.
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            anyhow::bail!("cannot read {path}: it is a directory, not a slow log");
+        }
+        Box::new(file)
     };
     // Gzip is recognized by its magic bytes, not by the file name.
     let mut magic = [0u8; 2];
-    let n = read_full(&mut input, &mut magic)?;
+    let n = read_full(&mut input, &mut magic).with_context(|| format!("reading {path}"))?;
     let head = io::Cursor::new(magic[..n].to_vec());
     let input = head.chain(input);
     if n == 2 && magic == [0x1f, 0x8b] {
@@ -139,15 +148,23 @@ fn read_into_chunks(
     buf.clear();
     let mut file_start = true;
     loop {
-        // `take` + `read_to_end` appends without zero-filling the buffer.
-        let n = match input.by_ref().take(CHUNK as u64).read_to_end(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                send_rest(buf, file_start, chunks);
-                return Err(e).with_context(|| format!("reading {path}"));
-            }
-        };
+        // `take` + `read_to_end` appends without zero-filling the buffer;
+        // on an error (a cut gzip stream) what it read is in `buf` too.
+        let before = buf.len();
+        let result = input.by_ref().take(CHUNK as u64).read_to_end(&mut buf);
+        let n = buf.len() - before;
         read.bytes += n as u64;
+        if file_start && before == 0 && n > 0 && !looks_like_slow_log(&buf) {
+            read.warning = Some(format!(
+                "{path} does not look like a slow log (no `# Time:`, `# User@Host:` or \
+                 `# Query_time:` line in its first {} bytes)",
+                buf.len()
+            ));
+        }
+        if let Err(e) = result {
+            send_rest(buf, file_start, chunks);
+            return Err(e).with_context(|| format!("reading {path}"));
+        }
         if n < CHUNK {
             // End of input: the rest is whole entries (or a cut last one).
             send_rest(buf, file_start, chunks);
@@ -168,6 +185,22 @@ fn read_into_chunks(
             file_start = false;
         }
     }
+}
+
+/// Whether the start of a file holds a line MySQL or MariaDB write in a
+/// slow log: an entry's header or the server's start banner. Checked once
+/// per file, on its first chunk.
+fn looks_like_slow_log(head: &[u8]) -> bool {
+    const MARKERS: [&[u8]; 5] = [
+        b"# Query_time: ",
+        b"# User@Host: ",
+        b"# Time: ",
+        b"# administrator command: ",
+        b", Version: ",
+    ];
+    MARKERS
+        .iter()
+        .any(|marker| memchr::memmem::find(head, marker).is_some())
 }
 
 fn send_rest(buf: Vec<u8>, file_start: bool, chunks: &Sender<Chunk>) {

@@ -2,7 +2,7 @@
 
 use crate::digest::{Class, Digest, MAX_DISTINCT};
 use crate::fingerprint::checksum;
-use crate::parse::METRICS;
+use crate::parse::{METRICS, QUERY_TIME};
 use crate::read::FileRead;
 use crate::stats::{Metric, Summary};
 use rustc_hash::FxHashMap;
@@ -17,6 +17,41 @@ pub struct Ranked<'a> {
     pub classes: Vec<(&'a [u8], &'a Class)>,
     pub files: &'a [FileRead],
     pub elapsed: Duration,
+    pub not_listed: NotListed,
+}
+
+/// Classes pt-query-digest's report leaves out (fingerprint mode): those
+/// without any Query_time, and, ranked by total query time, those after
+/// the listed ones reach all of it (see [`pt_limit_100_percent`]).
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct NotListed {
+    pub classes_without_query_time: u64,
+    pub queries_without_query_time: u64,
+    pub classes_zero_time: u64,
+    pub queries_zero_time: u64,
+}
+
+/// How many of `classes`, ranked by total query time, pt-query-digest's
+/// `--limit 100%` lists: it stops once the listed classes add up to the
+/// total query time, so the classes of zero time after them are left out,
+/// unless the whole log took no time at all.
+pub fn pt_limit_100_percent(classes: &[(&[u8], &Class)]) -> usize {
+    let time = |class: &Class| class.metrics[QUERY_TIME].sum;
+    // Summed in rank order, as below: the running sum reaches the total
+    // exactly, whatever the rounding.
+    let total: f64 = classes.iter().map(|(_, class)| time(class)).sum();
+    if total == 0.0 {
+        return classes.len();
+    }
+    let mut listed_time = 0.0;
+    classes
+        .iter()
+        .take_while(|(_, class)| {
+            let more = listed_time < total;
+            listed_time += time(class);
+            more
+        })
+        .count()
 }
 
 impl Ranked<'_> {
@@ -25,8 +60,47 @@ impl Ranked<'_> {
     }
 }
 
+/// For JSON, whose encoder escapes control characters.
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// For a terminal: bytes that are not UTF-8 as `\xff`, control characters
+/// (escape sequences start with one) as `\x1b`, `\u{9b}`, `\r`, ...; newlines
+/// and tabs are kept where `lines` (a query as logged), else `\n`, `\t`.
+fn escaped(bytes: &[u8], lines: bool) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' | '\t' if lines => out.push(c),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() && c.is_ascii() => {
+                    let _ = write!(out, "\\x{:02x}", u32::from(c));
+                }
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
+/// A message (a file name in it may hold anything) for a terminal.
+pub fn printable(message: &str) -> String {
+    escaped(message.as_bytes(), false)
+}
+
+/// A single-line value (fingerprint, user, host, database) for a terminal.
+fn line(bytes: &[u8]) -> String {
+    escaped(bytes, false)
 }
 
 fn utc(ts: Option<i64>) -> Option<String> {
@@ -113,7 +187,7 @@ fn top_values(values: &FxHashMap<Box<[u8]>, u64>) -> String {
     let mut shown: Vec<String> = sorted
         .iter()
         .take(3)
-        .map(|(v, n)| format!("{} ({n})", text(v)))
+        .map(|(v, n)| format!("{} ({n})", line(v)))
         .collect();
     if sorted.len() > 3 {
         let more = if sorted.len() >= MAX_DISTINCT {
@@ -159,21 +233,52 @@ fn summary_lines(out: &mut String, r: &Ranked<'_>) {
             m.no_query, m.no_query_time, m.bad_value
         );
     }
-    for file in r.files.iter().filter(|f| f.error.is_some()) {
-        let _ = writeln!(
-            out,
-            "# Error: {} (read {} bytes before it)",
-            file.error.as_deref().unwrap_or_default(),
-            file.bytes
-        );
+    let n = r.not_listed;
+    let mut left_out = Vec::new();
+    if n.classes_without_query_time > 0 {
+        left_out.push(format!(
+            "{} without Query_time",
+            classes_and_queries(n.classes_without_query_time, n.queries_without_query_time)
+        ));
     }
+    if n.classes_zero_time > 0 {
+        left_out.push(format!(
+            "{} of zero time",
+            classes_and_queries(n.classes_zero_time, n.queries_zero_time)
+        ));
+    }
+    if !left_out.is_empty() {
+        let _ = writeln!(out, "# Not listed: {}", left_out.join(", "));
+    }
+    for file in r.files {
+        if let Some(warning) = &file.warning {
+            let _ = writeln!(out, "# Warning: {}", printable(warning));
+        }
+        if let Some(error) = &file.error {
+            let _ = writeln!(
+                out,
+                "# Error: {} (read {} bytes before it)",
+                printable(error),
+                file.bytes
+            );
+        }
+    }
+}
+
+fn classes_and_queries(classes: u64, queries: u64) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{} ({})",
+        plural(classes, "class", "classes"),
+        plural(queries, "query", "queries")
+    )
 }
 
 pub fn write_digest_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<()> {
     let mut s = String::new();
     summary_lines(&mut s, r);
     let overall = r.digest.overall();
-    if r.digest.events > 0 {
+    if overall.iter().any(|metric| metric.count > 0) {
         s.push_str("# Overall\n");
         metric_table(&mut s, &overall);
     }
@@ -195,7 +300,7 @@ pub fn write_digest_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<()>
             seconds(time),
             100.0 * time / total_time.max(f64::MIN_POSITIVE),
             seconds(time / class.count as f64),
-            shorten(&text(key), 60)
+            shorten(&line(key), 60)
         );
     }
     for (rank, (key, class)) in r.classes.iter().enumerate() {
@@ -220,7 +325,7 @@ pub fn write_digest_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<()>
                 let _ = writeln!(s, "# {label}: {}", top_values(values));
             }
         }
-        let _ = writeln!(s, "# Fingerprint: {}", text(key));
+        let _ = writeln!(s, "# Fingerprint: {}", line(key));
         let slowest = class
             .example_time
             .map(seconds)
@@ -228,7 +333,7 @@ pub fn write_digest_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<()>
         let _ = writeln!(
             s,
             "# Slowest example ({slowest}):\n{}\\G",
-            text(&class.example)
+            escaped(&class.example, true)
         );
     }
     out.write_all(s.as_bytes())
@@ -251,7 +356,7 @@ pub fn write_dumpslow_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<(
         let c = class.count as f64;
         let sum = |i: usize| class.metrics[i].sum;
         let name = |values: &FxHashMap<Box<[u8]>, u64>, what: &str| match values.len() {
-            1 => text(values.keys().next().expect("one")),
+            1 => line(values.keys().next().expect("one")),
             n => format!("{n}{what}"),
         };
         let _ = write!(
@@ -270,7 +375,7 @@ pub fn write_dumpslow_text(r: &Ranked<'_>, out: &mut impl Write) -> io::Result<(
             sum(4) as i64,
             name(&class.users, "users"),
             name(&class.hosts, "hosts"),
-            text(key)
+            escaped(key, true)
         );
     }
     out.write_all(s.as_bytes())
@@ -283,6 +388,8 @@ struct JsonReport<'a> {
     seconds: f64,
     queries: u64,
     classes_total: usize,
+    /// Classes not in `classes`, and why (pt-query-digest's rules).
+    not_listed: NotListed,
     filtered_out: u64,
     malformed: crate::digest::Malformed,
     first_seen: Option<String>,
@@ -337,6 +444,7 @@ pub fn write_json(r: &Ranked<'_>, fingerprints: bool, out: &mut impl Write) -> i
         seconds: r.elapsed.as_secs_f64(),
         queries: r.digest.events,
         classes_total: r.digest.classes.len(),
+        not_listed: r.not_listed,
         filtered_out: r.digest.filtered_out,
         malformed: r.digest.malformed,
         first_seen: utc(first),
