@@ -289,39 +289,103 @@ fn wait_for_lines(path: &Path, n: usize) {
     panic!("{} never had {n} lines", path.display());
 }
 
-/// POSTs a JSON body and returns the status code.
-fn post_json(addr: &str, path: &str, body: &str) -> u16 {
+/// One HTTP/1.1 request (`Connection: close`): the status and the body.
+fn request(addr: &str, head: &str, body: &str) -> (u16, String) {
     use std::io::Read;
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
     write!(
         conn,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
-    answer
+    let status = answer
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
+/// POSTs a JSON body and returns the status code.
+fn post_json(addr: &str, path: &str, body: &str) -> u16 {
+    request(
+        addr,
+        &format!("POST {path} HTTP/1.1\r\nContent-Type: application/json"),
+        body,
+    )
+    .0
 }
 
 /// The status code of a plain HTTP/1.1 GET.
 fn http_status(addr: &str, path: &str) -> u16 {
-    use std::io::Read;
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    conn.read_to_string(&mut answer).unwrap();
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    request(addr, &format!("GET {path} HTTP/1.1"), "").0
+}
+
+/// A session revoked by another process (the operator's CLI) is refused by
+/// the running server at once, however warm its session cache is.
+#[test]
+fn a_session_revoked_from_the_command_line_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(&[], dir.path());
+    let addr = served.addr.clone();
+    let login = |user: &str, password: &str| -> String {
+        let body = format!(r#"{{"user":"{user}","password":"{password}"}}"#);
+        let (status, answer) = request(
+            &addr,
+            "POST /v1/login HTTP/1.1\r\nContent-Type: application/json",
+            &body,
+        );
+        assert_eq!(status, 200, "{answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        answer["session"].as_str().unwrap().to_owned()
+    };
+    let check = |token: &str| {
+        request(
+            &addr,
+            &format!("GET /v1/session HTTP/1.1\r\nAuthorization: Bearer {token}"),
+            "",
+        )
+        .0
+    };
+    for (user, password) in [("wren", "violet-harbor-88"), ("yale", "amber-canyon-51")] {
+        let body = format!(r#"{{"user":"{user}","password":"{password}"}}"#);
+        assert_eq!(post_json(&addr, "/v1/users", &body), 201);
+    }
+    let cli = |args: &[&str], stdin: Option<&str>| {
+        run_ok(
+            sesame()
+                .args(["user"])
+                .args(args)
+                .args(["--database", &db(dir.path())])
+                .args(CHEAP),
+            stdin,
+        )
+    };
+
+    let wren = login("wren", "violet-harbor-88");
+    let yale = login("yale", "amber-canyon-51");
+    for _ in 0..3 {
+        assert_eq!(check(&wren), 200, "cached and checked");
+        assert_eq!(check(&yale), 200);
+    }
+    cli(
+        &["passwd", "wren", "--password-stdin"],
+        Some("silver-lantern-23\n"),
+    );
+    assert_eq!(check(&wren), 401, "revoked by the password change");
+    assert_eq!(check(&yale), 200, "another user's session stays");
+    let wren = login("wren", "silver-lantern-23");
+    assert_eq!(check(&wren), 200);
+
+    cli(&["remove", "yale"], None);
+    assert_eq!(check(&yale), 401, "revoked with its user");
+    assert_eq!(check(&wren), 200);
+    assert!(served.stop().success());
 }

@@ -1,8 +1,13 @@
-//! An in-process cache of live sessions in front of a slower session store:
-//! a session check is a hash-map lookup instead of a database read.
-//! Revocations go through this cache, so within one process it never serves
-//! a revoked session.
+//! An in-process cache of live sessions in front of the SQLite session
+//! store: a session check is a hash-map lookup instead of a database read.
+//!
+//! A revocation must win over the cache whichever process made it (the
+//! server's own logout, or `sesame user passwd` from the command line), so
+//! every entry carries the revocation generation of its token's slot, read
+//! before the database was (see [`Revocations`]); a hit whose generation has
+//! moved on is a miss.
 
+use crate::revocations::Revocations;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
@@ -12,19 +17,26 @@ use std::time::Duration;
 
 pub struct CachedSessions {
     inner: Arc<dyn SessionStore>,
-    cache: Cache<TokenHash, Session>,
+    revocations: Arc<Revocations>,
+    /// A session and the generation of its token's slot when it was read.
+    cache: Cache<TokenHash, (Session, u64)>,
 }
 
 impl CachedSessions {
-    pub fn new(inner: Arc<dyn SessionStore>, capacity: u64) -> Self {
+    /// A cache over `inner`, whose revocations (from any process) bump
+    /// `revocations`.
+    pub fn new(inner: Arc<dyn SessionStore>, revocations: Arc<Revocations>, capacity: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)
             // Entries are dropped well before any session could outlive
             // them; expiry itself is checked on every read.
             .time_to_idle(Duration::from_secs(2 * 60))
-            .support_invalidation_closures()
             .build();
-        Self { inner, cache }
+        Self {
+            inner,
+            revocations,
+            cache,
+        }
     }
 }
 
@@ -41,18 +53,23 @@ impl SessionStore for CachedSessions {
         token_hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        if let Some(s) = self.cache.get(token_hash) {
-            return Ok(s.is_live(now).then_some(s));
+        let generation = self.revocations.current(token_hash);
+        if let Some((s, cached)) = self.cache.get(token_hash) {
+            if cached == generation {
+                return Ok(s.is_live(now).then_some(s));
+            }
         }
+        // Tagged with the generation read before the database: a revocation
+        // committed after that read bumps past it, so the entry cannot
+        // outlive the revocation.
         let found = self.inner.find(token_hash, now).await?;
-        if let Some(s) = &found {
-            self.cache.insert(*token_hash, s.clone());
+        match &found {
+            Some(s) => self.cache.insert(*token_hash, (s.clone(), generation)),
+            None => self.cache.invalidate(token_hash),
         }
         Ok(found)
     }
 
-    // Invalidate after the store has forgotten the session: a concurrent
-    // miss can then no longer bring it back into the cache.
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
         self.inner.revoke(token_hash).await?;
         self.cache.invalidate(token_hash);
@@ -60,11 +77,9 @@ impl SessionStore for CachedSessions {
     }
 
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
-        let revoked = self.inner.revoke_all(user_id).await?;
-        self.cache
-            .invalidate_entries_if(move |_, s| s.user_id == user_id)
-            .map_err(|e| StoreError::Other(e.to_string()))?;
-        Ok(revoked)
+        // The store bumps the slot of every session it removed: they are
+        // misses from now on.
+        self.inner.revoke_all(user_id).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

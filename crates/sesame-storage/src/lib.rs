@@ -10,6 +10,7 @@ pub mod markers;
 pub mod mysql;
 pub mod ratelimit;
 pub mod redis_store;
+pub mod revocations;
 mod sqlite;
 mod time;
 
@@ -204,6 +205,7 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         Some(r) => Arc::new(RedisSessions::new(r)),
         None => Arc::new(CachedSessions::new(
             store.clone(),
+            store.revocations(),
             config.session_cache_capacity,
         )),
     };

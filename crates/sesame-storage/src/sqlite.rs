@@ -1,6 +1,7 @@
 //! The embedded default: one SQLite file in WAL mode, so `sesame serve` runs
 //! with nothing else installed.
 
+use crate::revocations::Revocations;
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -9,7 +10,9 @@ use sesame_domain::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
@@ -21,6 +24,7 @@ const CONNECTIONS: u32 = 8;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    revocations: Arc<Revocations>,
 }
 
 impl SqliteStore {
@@ -42,6 +46,13 @@ impl SqliteStore {
             // share of memory stays a fixed CONNECTIONS x 1 MiB however
             // large the sessions table grows; the OS caches the file.
             .pragma("cache_size", "-1024");
+        let revocations = match options.get_filename() {
+            path if path == Path::new(":memory:") || url.contains("mode=memory") => {
+                Revocations::private()
+            }
+            path => Revocations::open(path),
+        }
+        .map_err(|e| StoreError::Other(format!("revocation generations for {url}: {e}")))?;
         let pool = SqlitePoolOptions::new()
             .max_connections(CONNECTIONS)
             .acquire_timeout(Duration::from_secs(1))
@@ -52,7 +63,25 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            revocations: Arc::new(revocations),
+        })
+    }
+
+    /// Publishes committed revocations to every process's session cache.
+    fn published(&self, token_hashes: &[Vec<u8>]) {
+        for hash in token_hashes {
+            if let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) {
+                self.revocations.bump(&TokenHash(hash));
+            }
+        }
+    }
+
+    /// The revocation generations every process on this database bumps:
+    /// what an in-process session cache checks (see [`Revocations`]).
+    pub fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
     }
 }
 
@@ -190,14 +219,27 @@ impl UserStore for SqliteStore {
 
     async fn remove(&self, username: &Username) -> Result<(), StoreError> {
         let _timer = QueryTimer::start("remove_user");
+        // Its sessions go first, by name, so that their revocations can be
+        // published; the user's row then takes nothing else with it.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let revoked: Vec<Vec<u8>> = sqlx::query_scalar(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?) \
+             RETURNING token_hash",
+        )
+        .bind(username.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
         let done = sqlx::query("DELETE FROM users WHERE username = ?")
             .bind(username.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        tx.commit().await.map_err(map_err)?;
+        self.published(&revoked);
         Ok(())
     }
 
@@ -283,17 +325,20 @@ impl SessionStore for SqliteStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
+        self.revocations.bump(token_hash);
         Ok(())
     }
 
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
         let _timer = QueryTimer::start("revoke_user_sessions");
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = ?")
-            .bind(user_id)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected())
+        let revoked: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ? RETURNING token_hash")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        self.published(&revoked);
+        Ok(revoked.len() as u64)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
