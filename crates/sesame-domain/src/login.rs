@@ -12,6 +12,7 @@ use crate::ratelimit::{
 use crate::session::{Session, SessionToken};
 use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
 use crate::username::Username;
+use chrono::SubsecRound;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -301,7 +302,9 @@ impl LoginService {
     /// leave a session behind.
     async fn issue_login_session(&self, user: &UserRecord) -> Result<Issued, AuthError> {
         let token = SessionToken::generate();
-        let now = self.clock.now();
+        // Stores keep milliseconds: so does the session handed out, so that
+        // the login and a later check tell the same expiry.
+        let now = self.clock.now().trunc_subsecs(3);
         let session = Session {
             token_hash: token.hash(),
             user_id: user.id,

@@ -210,10 +210,8 @@ async fn session_lifecycle_bearer_and_cookie() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    let token = r.json::<Value>().await.unwrap()["session"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let logged_in = r.json::<Value>().await.unwrap();
+    let token = logged_in["session"].as_str().unwrap().to_owned();
 
     let by_cookie = server
         .http
@@ -223,7 +221,13 @@ async fn session_lifecycle_bearer_and_cookie() {
         .await
         .unwrap();
     assert_eq!(by_cookie.status(), StatusCode::OK);
-    assert_eq!(by_cookie.json::<Value>().await.unwrap()["user"], "alice");
+    let checked = by_cookie.json::<Value>().await.unwrap();
+    assert_eq!(checked["user"], "alice");
+    // One time format in every answer: RFC 3339, UTC, milliseconds.
+    let expires = checked["expires_at"].as_str().unwrap();
+    assert_eq!(logged_in["expires_at"], expires);
+    assert_eq!(expires.len(), "2026-11-30T18:12:37.123Z".len(), "{expires}");
+    assert!(expires.ends_with('Z'), "{expires}");
 
     let out = server
         .http

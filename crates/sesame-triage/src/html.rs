@@ -252,7 +252,7 @@ code{{background:#f2f2f2;padding:1px 4px}}</style></head><body><h1>sesame triage
     }
     let _ = write!(h, "</table><p>{}</p>", escape(&r.stages.sentence));
 
-    h.push_str("<h2>4. Causes</h2>");
+    h.push_str("<h2>4. Causes (ranked by the share of slow logins each explains)</h2>");
     if r.causes.is_empty() {
         h.push_str("<p>None recognized.</p>");
     }

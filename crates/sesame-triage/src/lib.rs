@@ -1,7 +1,8 @@
 //! `sesame triage`: what happened to logins, from the event log. One
 //! streaming pass (plain or gzip, many instances' files) into bounded state,
 //! then a report: the timeline with its change points, who is affected,
-//! where the time went, and the causes it recognizes.
+//! where the time went, and the causes it recognizes, ranked by the share of
+//! the slow logins each explains.
 
 pub mod analyze;
 pub mod dims;

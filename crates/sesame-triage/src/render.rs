@@ -164,7 +164,10 @@ pub fn text(r: &Report) -> String {
     }
     let _ = writeln!(o, "{}", r.stages.sentence);
 
-    let _ = writeln!(o, "\n4. CAUSES");
+    let _ = writeln!(
+        o,
+        "\n4. CAUSES (ranked by the share of slow logins each explains)"
+    );
     if r.causes.is_empty() {
         let _ = writeln!(o, "None recognized.");
     }

@@ -1,6 +1,7 @@
 //! One pass over the event log into bounded state: a latency histogram and
 //! counters per time bucket, exact counts per dimension value, uniform
-//! samples of slow and normal logins for pairs of dimensions, stage sums.
+//! samples of slow and normal logins for pairs of dimensions (the slow ones
+//! with their stage times), stage sums.
 //! Nothing here grows with the number of lines.
 
 use crate::dims::{self, Dictionaries, Tuple, DIMENSIONS};
@@ -242,22 +243,34 @@ impl Timeline {
     }
 }
 
-/// A uniform sample (reservoir) of value tuples.
+/// Milliseconds of one login by stage: queue, hash, db, session, and the
+/// time outside them (other).
+pub type StageTimes = [f32; 5];
+
+/// A uniform sample (reservoir) of value tuples; the slow logins' sample
+/// also keeps each one's stage times, so that the analysis can tell which
+/// stage grew in which group.
 #[derive(Debug, Clone, Default)]
 pub struct Sample {
     pub tuples: Vec<Tuple>,
+    /// Parallel to `tuples` when stage times are offered (slow logins only).
+    pub stages: Vec<StageTimes>,
     pub seen: u64,
 }
 
 impl Sample {
-    fn offer(&mut self, tuple: Tuple, rng: &mut Rng) {
+    fn offer(&mut self, tuple: Tuple, stages: Option<StageTimes>, rng: &mut Rng) {
         self.seen += 1;
         if self.tuples.len() < SAMPLE_SIZE {
             self.tuples.push(tuple);
+            self.stages.extend(stages);
         } else {
             let slot = rng.below(self.seen) as usize;
             if slot < SAMPLE_SIZE {
                 self.tuples[slot] = tuple;
+                if let (Some(stages), Some(kept)) = (stages, self.stages.get_mut(slot)) {
+                    *kept = stages;
+                }
             }
         }
     }
@@ -402,12 +415,14 @@ impl Scan {
             counts[usize::from(id)][0] += 1;
             counts[usize::from(id)][1] += u64::from(slow);
         }
-        let sample = if slow {
-            &mut self.slow_sample
+        if slow {
+            let [queue, hash, db, session] = record.stages();
+            let other = record.total_ms - (queue + hash + db + session);
+            let times = [queue, hash, db, session, other.max(0.0)].map(|ms| ms as f32);
+            self.slow_sample.offer(tuple, Some(times), &mut self.rng);
         } else {
-            &mut self.normal_sample
-        };
-        sample.offer(tuple, &mut self.rng);
+            self.normal_sample.offer(tuple, None, &mut self.rng);
+        }
         let sums = &mut self.stage_sums[usize::from(slow)];
         sums.logins += 1;
         sums.total_ms += record.total_ms;

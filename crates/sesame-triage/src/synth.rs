@@ -23,6 +23,10 @@ pub enum Incident {
     Surge,
     /// The replicas of shard -40 lag: their reads slow the db stage.
     ReplicaLag,
+    /// Two unrelated incidents at once: the replicas of region eu-west stall
+    /// reads (the db stage of a third of the logins), and every login of one
+    /// mobile release, platform=ios with app_version=5.1, hashes slowly.
+    ReplicaAndRelease,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +182,11 @@ impl Generator {
             _ => 500,
         };
         let hashed = matches!(outcome, "ok" | "invalid_credentials");
+        // The region is drawn with the other fields below, unless the
+        // incident depends on it: then here (drawing it here always would
+        // change every other scenario's log).
+        let region =
+            (s.incident == Incident::ReplicaAndRelease).then(|| pick(&mut self.rng, &REGIONS));
         let r = &mut self.rng;
         let (mut queue, mut hash, mut db, mut session) = (0.0, 0.0, 0.0, 0.0);
         if hashed {
@@ -207,6 +216,14 @@ impl Generator {
                     Incident::ReplicaLag if db_role == "replica" && shard == "-40" => {
                         db += 1200.0 + exp(r, 600.0)
                     }
+                    Incident::ReplicaAndRelease => {
+                        if region == Some("eu-west") && db_role == "replica" {
+                            db += 1200.0 + exp(r, 600.0);
+                        }
+                        if platform == "ios" && app_version == "5.1" {
+                            hash += 700.0 + exp(r, 400.0);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -225,7 +242,9 @@ impl Generator {
                 Some(a) => ATTACKERS[a].to_owned(),
                 None => self.normal_ip(),
             },
-            region: pick(&mut self.rng, &REGIONS).to_owned(),
+            region: region
+                .unwrap_or_else(|| pick(&mut self.rng, &REGIONS))
+                .to_owned(),
             platform: platform.to_owned(),
             app_version: app_version.to_owned(),
             instance: format!("sesame-7d9f8-{instance_no}"),
@@ -238,6 +257,8 @@ impl Generator {
             db_ms: round3(db),
             session_ms: round3(session),
             request_id: format!("{:016x}", self.rng.next_u64()),
+            // Fields triage does not read (the schema grows).
+            ..LoginEvent::default()
         }
     }
 }

@@ -196,6 +196,89 @@ fn replica_lag_on_one_shard_points_at_the_database() {
     assert!(lag.action.as_deref().unwrap().contains("sesame slowlog"));
 }
 
+/// Two unrelated incidents at once (eu-west's replicas stall reads, the ios
+/// 5.1 release hashes slowly): both groups, each with its own stage and
+/// cause, ranked by the share of slow logins each explains. Read through the
+/// JSON report, which carries the causes as a list.
+#[test]
+fn two_incidents_at_once_are_two_causes_ranked_by_the_slow_logins_they_explain() {
+    let r = triage(Incident::ReplicaAndRelease);
+    assert_change_point(&r);
+    let json = serde_json::to_value(&r).unwrap();
+    let causes = json["causes"].as_array().unwrap();
+    let find = |kind: &str| {
+        causes
+            .iter()
+            .position(|c| c["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} among the causes: {causes:#?}"))
+    };
+    let (lag, hash) = (find("replica_lag"), find("slow_hash"));
+    assert!(
+        lag < hash,
+        "the replica explains more slow logins: {causes:#?}"
+    );
+    let share = |c: &serde_json::Value| c["slow_pct"].as_f64().unwrap_or(-1.0);
+    let shares: Vec<f64> = causes.iter().map(share).collect();
+    assert!(
+        shares.windows(2).all(|w| w[0] >= w[1]),
+        "ranked by the share of slow logins explained: {shares:?}"
+    );
+    let (lag, hash) = (&causes[lag], &causes[hash]);
+    // A third of all logins read eu-west's replicas, an eighth are ios 5.1.
+    assert!(share(lag) > 60.0 && share(hash) > 10.0, "{causes:#?}");
+    assert!(share(lag) + share(hash) > 95.0, "{causes:#?}");
+    assert_eq!(lag["stage"], "db", "{lag:#}");
+    assert_eq!(hash["stage"], "hash", "{hash:#}");
+    let group = |c: &serde_json::Value| -> Vec<String> {
+        c["group"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .filter_map(|a| a.as_str())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(group(lag).contains(&"region=eu-west".to_owned()), "{lag:#}");
+    let release = group(hash);
+    assert!(
+        release.contains(&"app_version=5.1".to_owned())
+            || release.contains(&"platform=ios".to_owned()),
+        "{hash:#}"
+    );
+    assert!(
+        !release.iter().any(|a| a.starts_with("region=")),
+        "{hash:#}"
+    );
+    assert!(
+        hash["summary"]
+            .as_str()
+            .unwrap()
+            .contains("concentrated on"),
+        "{hash:#}"
+    );
+    // Both groups are among who is affected, each with the stage that grew.
+    for (attribute, stage) in [("region=eu-west", "db"), ("app_version=5.1", "hash")] {
+        let e = r
+            .affected
+            .iter()
+            .find(|e| e.attributes.iter().any(|a| a == attribute))
+            .unwrap_or_else(|| panic!("{attribute} not affected: {:#?}", r.affected));
+        assert_eq!(json_stage(e), stage, "{}", e.sentence);
+    }
+    assert!(!causes
+        .iter()
+        .any(|c| c["kind"] == "deploy" || c["kind"] == "attack"));
+}
+
+fn json_stage(e: &sesame_triage::analyze::Explanation) -> String {
+    serde_json::to_value(e).unwrap()["stage"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
 #[test]
 fn a_quiet_log_has_no_change_point_and_no_cause() {
     let r = triage(Incident::None);
@@ -302,15 +385,19 @@ fn bad_lines_are_counted_and_quoted_not_fatal() {
 fn reports_render_as_json_and_self_contained_html() {
     let r = triage(Incident::Deploy);
     let json: serde_json::Value = serde_json::to_value(&r).unwrap();
-    assert_eq!(
-        json["causes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["kind"] == "deploy")
-            .count(),
-        1
-    );
+    let causes = json["causes"].as_array().unwrap();
+    assert_eq!(causes.iter().filter(|c| c["kind"] == "deploy").count(), 1);
+    for c in causes {
+        assert!(c["slow_pct"].as_f64().unwrap() > 90.0, "{c:#}");
+        assert!(c["slow_logins"].as_u64().unwrap() > 0, "{c:#}");
+        assert_eq!(c["stage"], "hash", "{c:#}");
+        assert_eq!(
+            c["group"][0],
+            format!("server_version={NEW_VERSION}"),
+            "{c:#}"
+        );
+    }
+    assert_eq!(json["affected"][0]["stage"], "hash");
     assert!(json["timeline"][0]["p99_ms"].as_f64().unwrap() > 0.0);
     let html = sesame_triage::html::render(&r);
     assert!(html.starts_with("<!doctype html>"));

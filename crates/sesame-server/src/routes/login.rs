@@ -48,6 +48,9 @@ pub struct LoginResponse {
     /// Opaque bearer token (256 bits, base64url).
     pub session: String,
     pub user: String,
+    /// RFC 3339, UTC, milliseconds: as `/v1/session` answers it.
+    #[serde(serialize_with = "crate::routes::session::rfc3339_millis")]
+    #[schema(example = "2026-11-30T18:12:37.123Z")]
     pub expires_at: DateTime<Utc>,
 }
 

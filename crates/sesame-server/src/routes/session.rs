@@ -15,7 +15,15 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionResponse {
     pub user: String,
+    /// RFC 3339, UTC, milliseconds: as `/v1/login` answers it.
+    #[serde(serialize_with = "rfc3339_millis")]
+    #[schema(example = "2026-11-30T18:12:37.123Z")]
     pub expires_at: DateTime<Utc>,
+}
+
+/// The one format of times in answers: RFC 3339 in UTC with milliseconds.
+pub fn rfc3339_millis<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 #[utoipa::path(get, path = "/v1/session", tag = "sessions",
