@@ -6,8 +6,10 @@
 //! The README ("Production storage") tells what each operation does when a server fails.
 
 mod cache;
+mod decoy;
 pub mod markers;
 pub mod mysql;
+mod query_metrics;
 pub mod ratelimit;
 pub mod redis_store;
 pub mod revocations;
@@ -22,18 +24,9 @@ pub use sqlite::SqliteStore;
 
 use markers::{LocalWrites, RecentWrites};
 use redis_store::RedisWrites;
-use sesame_domain::DbRole;
 use sesame_domain::{SessionStore, StoreError, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
-
-/// Login lookups always return one row: the user's, or this decoy (id 0)
-/// when there is none. A miss then reads, sorts and decodes what a hit
-/// does, so the database stage does not tell an attacker which names
-/// exist (tests/timing.rs). Shaped like a production Argon2id hash.
-const DECOY_PASSWORD_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$ZGVjb3ktc2FsdC0xMjM0NQ$ZGVjb3ktaGFzaC1kZWNveS1oYXNoLWRlY295LWhhc2gtMTI";
 
 /// The stores a running service uses.
 #[derive(Clone)]
@@ -231,17 +224,6 @@ pub async fn migrate(config: &StorageConfig) -> Result<(), StoreError> {
         .await;
     }
     SqliteStore::open(&config.database_url).await.map(|_| ())
-}
-
-/// `sesame_db_query_duration_seconds{query, role}`: the query names are a
-/// fixed set, so label values stay bounded.
-pub(crate) fn observe(query: &'static str, role: DbRole, started: Instant) {
-    metrics::histogram!(
-        "sesame_db_query_duration_seconds",
-        "query" => query,
-        "role" => role.as_str()
-    )
-    .record(started.elapsed().as_secs_f64());
 }
 
 #[cfg(test)]

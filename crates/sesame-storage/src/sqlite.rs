@@ -1,6 +1,8 @@
 //! The embedded default: one SQLite file in WAL mode, so `sesame serve` runs
 //! with nothing else installed.
 
+use crate::decoy::DECOY_PASSWORD_HASH;
+use crate::query_metrics::QueryTimer;
 use crate::revocations::Revocations;
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
@@ -14,7 +16,6 @@ use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use std::time::Instant;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -122,13 +123,13 @@ impl UserStore for SqliteStore {
         &self,
         username: &Username,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
-        let _timer = QueryTimer::start("find_for_login");
+        let _timer = QueryTimer::start("find_for_login", DbRole::Primary);
         let row = sqlx::query(
             "SELECT id, password_hash, created_at, password_changed_at FROM users WHERE username = ?1 \
              UNION ALL SELECT 0, ?2, 0, 0 ORDER BY id DESC LIMIT 1",
         )
         .bind(username.as_str())
-        .bind(crate::DECOY_PASSWORD_HASH)
+        .bind(DECOY_PASSWORD_HASH)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -137,7 +138,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
-        let _timer = QueryTimer::start("create_user");
+        let _timer = QueryTimer::start("create_user", DbRole::Primary);
         let now = to_ms(user.created_at);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, created_at, password_changed_at) VALUES (?, ?, ?, ?) RETURNING id",
@@ -185,7 +186,7 @@ impl UserStore for SqliteStore {
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let _timer = QueryTimer::start("set_password_hash");
+        let _timer = QueryTimer::start("set_password_hash", DbRole::Primary);
         let done =
             sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
                 .bind(password_hash)
@@ -206,7 +207,7 @@ impl UserStore for SqliteStore {
         old_hash: &str,
         new_hash: &str,
     ) -> Result<(), StoreError> {
-        let _timer = QueryTimer::start("upgrade_hash");
+        let _timer = QueryTimer::start("upgrade_hash", DbRole::Primary);
         sqlx::query("UPDATE users SET password_hash = ? WHERE id = ? AND password_hash = ?")
             .bind(new_hash)
             .bind(user_id)
@@ -218,7 +219,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn remove(&self, username: &Username) -> Result<(), StoreError> {
-        let _timer = QueryTimer::start("remove_user");
+        let _timer = QueryTimer::start("remove_user", DbRole::Primary);
         // Its sessions go first, by name, so that their revocations can be
         // published; the user's row then takes nothing else with it.
         let mut tx = self.pool.begin().await.map_err(map_err)?;
@@ -260,7 +261,7 @@ impl UserStore for SqliteStore {
     }
 
     async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {
-        let _timer = QueryTimer::start("password_unchanged");
+        let _timer = QueryTimer::start("password_unchanged", DbRole::Primary);
         let changed_at: Option<i64> =
             sqlx::query_scalar("SELECT password_changed_at FROM users WHERE id = ?")
                 .bind(user.id)
@@ -282,7 +283,7 @@ impl UserStore for SqliteStore {
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        let _timer = QueryTimer::start("create_session");
+        let _timer = QueryTimer::start("create_session", DbRole::Primary);
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
             .bind(session.token_hash.as_bytes())
             .bind(session.user_id)
@@ -299,7 +300,7 @@ impl SessionStore for SqliteStore {
         token_hash: &TokenHash,
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
-        let _timer = QueryTimer::start("find_session");
+        let _timer = QueryTimer::start("find_session", DbRole::Primary);
         let row = sqlx::query(
             "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
              JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
@@ -319,7 +320,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
-        let _timer = QueryTimer::start("revoke_session");
+        let _timer = QueryTimer::start("revoke_session", DbRole::Primary);
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash.as_bytes())
             .execute(&self.pool)
@@ -330,7 +331,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
-        let _timer = QueryTimer::start("revoke_user_sessions");
+        let _timer = QueryTimer::start("revoke_user_sessions", DbRole::Primary);
         let revoked: Vec<Vec<u8>> =
             sqlx::query_scalar("DELETE FROM sessions WHERE user_id = ? RETURNING token_hash")
                 .bind(user_id)
@@ -343,26 +344,5 @@ impl SessionStore for SqliteStore {
 
     async fn ready(&self) -> Result<(), StoreError> {
         UserStore::ready(self).await
-    }
-}
-
-/// Records a query's duration when dropped, whichever way it returns.
-struct QueryTimer {
-    query: &'static str,
-    started: Instant,
-}
-
-impl QueryTimer {
-    fn start(query: &'static str) -> Self {
-        Self {
-            query,
-            started: Instant::now(),
-        }
-    }
-}
-
-impl Drop for QueryTimer {
-    fn drop(&mut self) {
-        crate::observe(self.query, DbRole::Primary, self.started);
     }
 }
