@@ -1,0 +1,220 @@
+"""The fleet's commands: up, status, deploy, down."""
+
+import os
+import socket
+import subprocess
+import time
+
+from . import manifest, net, parts
+from .parts import FleetError, http_get, wait_for
+from .state import State, alive, stop
+
+# Host numbers inside the fleet's /24.
+PRIMARY_HOST = 2
+REPLICA_HOSTS = (3, 4)
+REDIS_HOST = 10
+FIRST_INSTANCE_HOST = 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def default_binary():
+    built = os.environ.get("SESAME_BIN")
+    if built:
+        return built
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(parts.ROOT, "target"))
+    binary = os.path.join(target, "debug", "sesame")
+    if not os.path.exists(binary):
+        subprocess.run(["cargo", "build", "-q", "-p", "sesame-cli"], cwd=parts.ROOT, check=True)
+    return binary
+
+
+def up(directory, instances=3, binary=None, args=(), log=print):
+    existing = State.load(directory)
+    if existing and any(alive(p) for p in existing.parts.values()):
+        raise FleetError(f"a fleet is already up in {existing.dir}; `scripts/fleet down --dir {existing.dir}` first")
+    if existing:
+        down(directory, log=log)
+    state = State.new(directory)
+    namespaces, links = net.leftovers(state.id)
+    if namespaces or links:
+        raise FleetError(f"namespaces or links of fleet {state.id} exist already: {namespaces + links}")
+    spec = manifest.load(parts.ROOT)
+    os.makedirs(state.dir, exist_ok=True)
+    state.binary = os.path.abspath(binary or default_binary())
+    state.args = list(args)
+    state.ports = {"lb": free_port(), "prometheus": free_port(), "alertmanager": free_port()}
+    state.save()
+
+    log(f"fleet {state.id}: network {state.subnet}.0/24 on {state.bridge}")
+    net.make_bridge(state)
+    log("starting MariaDB primary and two replicas")
+    primary = parts.start_mariadb(state, "primary", PRIMARY_HOST, server_id=1)
+    replicas = [
+        parts.start_mariadb(state, f"replica-{n}", host, server_id=1 + n)
+        for n, host in enumerate(REPLICA_HOSTS, start=1)
+    ]
+    parts.sql(primary, "CREATE DATABASE sesame")
+    for replica in replicas:
+        parts.replicate(replica, primary)
+    migrate = subprocess.run(
+        [state.binary, "migrate", "--database", parts.mysql_url(primary)], capture_output=True, text=True
+    )
+    if migrate.returncode != 0:
+        raise FleetError(f"sesame migrate: {migrate.stderr.strip()}")
+    for replica in replicas:
+        wait_for(
+            f"{replica.name} has the schema",
+            lambda r=replica: parts.sql(r, "SELECT COUNT(*) FROM sesame.heartbeat").strip() == "1",
+        )
+    log("starting Redis")
+    parts.start_redis(state, host=REDIS_HOST)
+    log(f"starting {instances} sesame instances ({spec.cpus:g} CPU, {spec.hash_workers} hash workers each)")
+    for n in range(1, instances + 1):
+        parts.start_sesame(state, f"sesame-{n}", FIRST_INSTANCE_HOST + n - 1, state.binary, state.args, spec)
+    log("starting HAProxy, Alertmanager, Prometheus")
+    parts.start_haproxy(state, spec)
+    parts.start_alertmanager(state)
+    parts.start_prometheus(state)
+    lb = f"http://127.0.0.1:{state.ports['lb']}"
+    wait_for("the balancer answers /readyz", lambda: http_get(f"{lb}/readyz")[0] == 200, timeout=30)
+    wait_for(
+        "the balancer sees every instance up",
+        lambda: all(s["status"] == "UP" for s in parts.haproxy_servers(state).values()),
+        timeout=30,
+    )
+    return describe(state)
+
+
+def describe(state, health=False):
+    """The fleet as one JSON-able object (what `up` and `status` print)."""
+    p = state.parts
+
+    def url(part):
+        return f"http://{part.address}"
+
+    def mysql(part):
+        out = {"name": part.name, "url": parts.mysql_url(part), "pid": part.pid}
+        if health:
+            out["up"] = alive(part)
+        return out
+
+    instances = []
+    lb_servers = {}
+    if health and "haproxy" in p and alive(p["haproxy"]):
+        try:
+            lb_servers = parts.haproxy_servers(state)
+        except OSError:
+            pass
+    for part in state.of_kind("sesame"):
+        entry = {
+            "name": part.name,
+            "url": url(part),
+            "metrics_url": f"{url(part)}/metrics",
+            "event_log": part.extra["event_log"],
+            "pid": part.pid,
+        }
+        if health:
+            entry["alive"] = alive(part)
+            entry["ready"] = http_get(f"{url(part)}/readyz", timeout=1)[0] == 200
+            server = lb_servers.get(part.name, {})
+            entry["lb_state"] = server.get("status", "unknown")
+        instances.append(entry)
+    out = {
+        "lb": f"http://127.0.0.1:{state.ports.get('lb')}",
+        "prometheus": f"http://127.0.0.1:{state.ports.get('prometheus')}",
+        "alertmanager": f"http://127.0.0.1:{state.ports.get('alertmanager')}",
+        "instances": instances,
+        "primary": mysql(p["primary"]) if "primary" in p else None,
+        "replicas": [mysql(r) for r in state.of_kind("mariadb") if r.name != "primary"],
+        "redis": {"url": f"redis://{p['redis'].address}", "pid": p["redis"].pid} if "redis" in p else None,
+        "dir": state.dir,
+    }
+    if health:
+        out["redis"]["up"] = alive(p["redis"])
+        for name in ("haproxy", "prometheus", "alertmanager"):
+            out[f"{name}_up"] = name in p and alive(p[name])
+        out["lb_ready"] = http_get(f"{out['lb']}/readyz", timeout=1)[0] == 200
+    return out
+
+
+def status(directory):
+    state = State.load(directory)
+    if state is None:
+        raise FleetError(f"no fleet in {os.path.abspath(directory)}")
+    return describe(state, health=True)
+
+
+def deploy(directory, binary, args=None, log=print, kill_mid_deploy=None):
+    """Replaces every instance, one at a time, each only after the one
+    before is ready again: a rolling update with maxUnavailable 0 in spirit
+    (the balancer stops sending to the instance first, as Kubernetes takes a
+    terminating pod out of its endpoints; then SIGTERM, drain and grace as
+    the manifests set them; then the new process, ready, and back in)."""
+    state = State.load(directory)
+    if state is None:
+        raise FleetError(f"no fleet in {os.path.abspath(directory)}")
+    spec = manifest.load(parts.ROOT)
+    binary = os.path.abspath(binary)
+    if args is not None:
+        state.args = list(args)
+    started = time.monotonic()
+    for part in state.of_kind("sesame"):
+        t = time.monotonic()
+        parts.haproxy_command(state, f"set server sesame/{part.name} state drain")
+        stop(part, grace=spec.termination_grace)
+        part.argv = parts.sesame_argv(state, part, binary, state.args)
+        group = net.cpu_group(state, part.name, spec.cpus)
+        parts.spawn(state, part, cgroup=group)
+        if kill_mid_deploy == part.name:
+            # The fault the deploy test asks for: the new process dies at
+            # once; the deploy must notice and bring it up again.
+            stop(part, grace=0)
+            parts.spawn(state, part, cgroup=group)
+        wait_for(
+            f"{part.name} ready",
+            lambda: http_get(f"http://{part.address}/readyz")[0] == 200,
+            timeout=60,
+            part=part,
+        )
+        parts.haproxy_command(state, f"set server sesame/{part.name} state ready")
+        wait_for(
+            f"the balancer sees {part.name} up",
+            lambda: parts.haproxy_servers(state)[part.name]["status"] == "UP",
+            timeout=spec.ready_period * 3,
+        )
+        log(f"{part.name} replaced in {time.monotonic() - t:.1f} s")
+    state.binary = binary
+    state.save()
+    return {"deployed": binary, "instances": len(state.of_kind("sesame")), "seconds": round(time.monotonic() - started, 1)}
+
+
+def down(directory, log=print):
+    """Stops everything the fleet started, by PID, and removes its
+    namespaces, links and cgroups. Safe to run twice, and on a fleet that
+    only half came up."""
+    state = State.load(directory)
+    if state is None:
+        log(f"no fleet in {os.path.abspath(directory)}")
+        return {"stopped": 0}
+    stopped = 0
+    # Front to back: nothing sends new work to a server that is going.
+    order = ["haproxy", "prometheus", "alertmanager", "sesame", "redis", "mariadb"]
+    for kind in order + sorted({p.kind for p in state.parts.values()} - set(order)):
+        for part in state.of_kind(kind):
+            if alive(part):
+                stop(part, grace=5)
+                stopped += 1
+    state.save()
+    net.remove(state)
+    net.remove_groups(state)
+    state.save()
+    namespaces, links = net.leftovers(state.id)
+    if namespaces or links:
+        raise FleetError(f"left behind: {namespaces + links}")
+    os.remove(state.path)
+    return {"stopped": stopped}

@@ -1,0 +1,464 @@
+"""Starting the fleet's servers, each from its installed package: MariaDB
+(primary and binlog replicas), Redis, sesame, HAProxy, Prometheus and
+Alertmanager. Each runs in the background with its log in the fleet's
+directory; its PID and start time go into fleet.json."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.request
+
+from . import net
+from .state import Part, alive, start_time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+
+
+class FleetError(Exception):
+    pass
+
+
+def spawn(state, part, cgroup=None):
+    """Starts `part` (in its namespace, if any) and records its PID."""
+    argv = list(part.argv)
+    if part.ns:
+        # `ip netns exec` execs the command: the PID is the server's.
+        argv = ["ip", "netns", "exec", part.ns] + argv
+    env = dict(os.environ)
+    env.update(part.env)
+    with open(part.log, "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    net.join_group(cgroup, proc.pid)
+    part.pid = proc.pid
+    time.sleep(0.01)
+    part.start_time = start_time(proc.pid)
+    state.parts[part.name] = part
+    state.save()
+    return part
+
+
+def wait_for(what, check, timeout=30.0, part=None, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        if part is not None and not alive(part):
+            raise FleetError(f"{what}: {part.name} exited; see {part.log}")
+        time.sleep(interval)
+    raise FleetError(f"{what}: not within {timeout:.0f} s" + (f"; see {part.log}" if part else ""))
+
+
+def http_get(url, timeout=2.0):
+    """(status, body) of a GET; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+# --- MariaDB ----------------------------------------------------------------
+
+MARIADBD = "/usr/sbin/mariadbd"
+MARIADB_TUNING = [
+    "--innodb-buffer-pool-size=64M",
+    "--innodb-log-file-size=16M",
+    "--skip-name-resolve",
+    "--max-connections=1000",
+    "--log-bin=binlog",
+    "--binlog-format=ROW",
+    "--log-slave-updates",
+]
+
+
+def mariadb_template():
+    """A data directory made by mariadb-install-db once per machine and
+    server version, copied for every server."""
+    version = subprocess.run([MARIADBD, "--version"], capture_output=True, text=True).stdout
+    tag = "".join(c for c in version if c.isalnum())[:60]
+    cache = f"/var/tmp/sesame-fleet-mariadb-{tag}"
+    if os.path.exists(os.path.join(cache, "ready")):
+        return os.path.join(cache, "data")
+    building = f"{cache}.{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
+    subprocess.run(
+        [
+            "mariadb-install-db",
+            "--no-defaults",
+            f"--datadir={building}/data",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            "--user=root",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    open(os.path.join(building, "ready"), "w").close()
+    try:
+        os.rename(building, cache)
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
+    return os.path.join(cache, "data")
+
+
+def sql(part, statement, timeout=5):
+    """Runs SQL on a MariaDB of the fleet through its socket; rows as text."""
+    sock = os.path.join(part.extra["dir"], "sock")
+    r = subprocess.run(
+        ["mariadb", "-S", sock, "-uroot", "-N", "-B", f"--connect-timeout={timeout}", "-e", statement],
+        capture_output=True,
+        text=True,
+        timeout=timeout + 5,
+    )
+    if r.returncode != 0:
+        raise FleetError(f"{part.name}: {statement[:60]}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def start_mariadb(state, name, host, server_id, fresh=True):
+    """A mariadbd in namespace `name`, listening on SUBNET.host:3306."""
+    data = os.path.join(state.dir, name)
+    if fresh:
+        shutil.rmtree(data, ignore_errors=True)
+        os.makedirs(data)
+        subprocess.run(["cp", "-a", mariadb_template(), os.path.join(data, "data")], check=True)
+    old = state.parts.get(name)
+    ns = old.ns if old else net.make_namespace(state, name, host)
+    part = Part(
+        name=name,
+        kind="mariadb",
+        ns=ns,
+        ip=state.ip(host),
+        port=3306,
+        argv=[
+            MARIADBD,
+            "--no-defaults",
+            f"--datadir={data}/data",
+            "--user=root",
+            "--port=3306",
+            f"--bind-address={state.ip(host)}",
+            f"--socket={data}/sock",
+            f"--pid-file={data}/pid",
+            f"--log-error={data}/error.log",
+            f"--server-id={server_id}",
+        ]
+        + MARIADB_TUNING,
+        log=os.path.join(data, "stdout.log"),
+        extra={"dir": data, "server_id": server_id, "host": host},
+    )
+    spawn(state, part)
+    wait_for(f"{name} answering", lambda: sql(part, "SELECT 1", timeout=1), part=part)
+    if fresh:
+        # Root from the fleet's addresses, on this server only (not
+        # replicated: every server makes its own).
+        sql(
+            part,
+            "SET sql_log_bin = 0; CREATE USER 'root'@'10.231.%'; "
+            "GRANT ALL ON *.* TO 'root'@'10.231.%' WITH GRANT OPTION;",
+        )
+    return part
+
+
+def replicate(replica, primary):
+    sql(
+        replica,
+        f"CHANGE MASTER TO MASTER_HOST='{primary.ip}', MASTER_PORT={primary.port}, "
+        "MASTER_USER='root', MASTER_PASSWORD='', MASTER_USE_GTID=slave_pos, "
+        "MASTER_CONNECT_RETRY=1; START SLAVE;",
+    )
+
+
+def mysql_url(part, schema="sesame"):
+    return f"mysql://root@{part.address}/{schema}"
+
+
+# --- Redis ------------------------------------------------------------------
+
+
+def start_redis(state, name="redis", host=10):
+    data = os.path.join(state.dir, name)
+    os.makedirs(data, exist_ok=True)
+    old = state.parts.get(name)
+    ns = old.ns if old else net.make_namespace(state, name, host)
+    part = Part(
+        name=name,
+        kind="redis",
+        ns=ns,
+        ip=state.ip(host),
+        port=6379,
+        argv=[
+            "redis-server",
+            "--bind",
+            state.ip(host),
+            "--port",
+            "6379",
+            "--dir",
+            data,
+            "--save",
+            "",
+            # Durable: an acknowledged revocation survives a restart.
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--protected-mode",
+            "no",
+        ],
+        log=os.path.join(data, "redis.log"),
+        extra={"dir": data, "host": host},
+    )
+    spawn(state, part)
+    wait_for(
+        "redis answering",
+        lambda: subprocess.run(
+            ["redis-cli", "-h", part.ip, "-p", "6379", "ping"], capture_output=True, text=True
+        ).stdout.strip()
+        == "PONG",
+        part=part,
+    )
+    return part
+
+
+# --- sesame -----------------------------------------------------------------
+
+
+def sesame_argv(state, part, binary, args):
+    primary = state.parts["primary"]
+    replicas = state.of_kind("mariadb")[1:]
+    argv = [
+        binary,
+        "serve",
+        "--listen",
+        part.address,
+        "--database",
+        mysql_url(primary),
+        "--cache",
+        f"redis://{state.parts['redis'].address}",
+        "--instance",
+        part.name,
+        "--event-log",
+        part.extra["event_log"],
+        # The balancer connects from the bridge's address.
+        "--trusted-proxies",
+        f"{state.gateway}/32",
+        "--cookie-secure",
+        "false",
+    ]
+    for r in replicas:
+        argv += ["--replica", mysql_url(r)]
+    return argv + list(args)
+
+
+def start_sesame(state, name, host, binary, args, spec):
+    data = os.path.join(state.dir, name)
+    os.makedirs(data, exist_ok=True)
+    old = state.parts.get(name)
+    ns = old.ns if old else net.make_namespace(state, name, host)
+    part = Part(
+        name=name,
+        kind="sesame",
+        ns=ns,
+        ip=state.ip(host),
+        port=8080,
+        env={k: v for k, v in spec.env.items()},
+        log=os.path.join(data, "sesame.log"),
+        extra={"dir": data, "host": host, "event_log": os.path.join(data, "events.jsonl")},
+    )
+    part.env["SESAME_LOG_FORMAT"] = "json"
+    part.argv = sesame_argv(state, part, binary, args)
+    group = net.cpu_group(state, name, spec.cpus)
+    spawn(state, part, cgroup=group)
+    wait_for(
+        f"{name} ready",
+        lambda: http_get(f"http://{part.address}/readyz")[0] == 200,
+        timeout=60,
+        part=part,
+    )
+    return part
+
+
+# --- HAProxy ----------------------------------------------------------------
+
+
+def haproxy_config(state):
+    """deploy/haproxy/haproxy.cfg as shipped, plus one server line per
+    instance."""
+    with open(os.path.join(ROOT, "deploy", "haproxy", "haproxy.cfg")) as f:
+        text = f.read()
+    servers = "".join(f"    server {p.name} {p.address}\n" for p in state.of_kind("sesame"))
+    path = os.path.join(state.dir, "haproxy.cfg")
+    with open(path, "w") as f:
+        f.write(text.rstrip("\n") + "\n" + servers)
+    return path
+
+
+def haproxy_env(state, spec):
+    return {
+        "SESAME_LB_BIND": f"127.0.0.1:{state.ports['lb']}",
+        "SESAME_LB_ADMIN": os.path.join(state.dir, "haproxy.sock"),
+        "SESAME_CHECK_INTER": f"{spec.ready_period}s",
+        "SESAME_CHECK_FALL": str(spec.ready_failures),
+        "SESAME_CHECK_TIMEOUT": f"{spec.ready_timeout}s",
+    }
+
+
+def start_haproxy(state, spec):
+    config = haproxy_config(state)
+    env = haproxy_env(state, spec)
+    check = subprocess.run(
+        ["haproxy", "-c", "-q", "-f", config], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    if check.returncode != 0:
+        raise FleetError(f"haproxy.cfg does not check: {check.stderr.strip()}")
+    part = Part(
+        name="haproxy",
+        kind="haproxy",
+        port=state.ports["lb"],
+        argv=["haproxy", "-db", "-f", config],
+        env=env,
+        log=os.path.join(state.dir, "haproxy.log"),
+    )
+    spawn(state, part)
+    wait_for("haproxy listening", lambda: os.path.exists(env["SESAME_LB_ADMIN"]), part=part)
+    return part
+
+
+def haproxy_command(state, command):
+    """One command on HAProxy's runtime API."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(os.path.join(state.dir, "haproxy.sock"))
+        s.sendall(command.encode() + b"\n")
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    return out.decode()
+
+
+def haproxy_servers(state):
+    """{server name: {'state': 'UP'|'DOWN'|..., 'admin': 'READY'|'DRAIN'|'MAINT', ...}}."""
+    lines = haproxy_command(state, "show stat").splitlines()
+    header = lines[0].lstrip("# ").split(",")
+    out = {}
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(",")))
+        if row.get("pxname") == "sesame" and row.get("svname") not in ("FRONTEND", "BACKEND", None):
+            out[row["svname"]] = row
+    return out
+
+
+# --- Prometheus and Alertmanager -------------------------------------------
+
+
+def prometheus_config(state, rule_files, scrape_interval="2s"):
+    config = {
+        "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
+        "rule_files": rule_files,
+        "alerting": {
+            "alertmanagers": [
+                {"static_configs": [{"targets": [f"127.0.0.1:{state.ports['alertmanager']}"]}]}
+            ]
+        },
+        "scrape_configs": [
+            {
+                "job_name": "sesame",
+                # The instance label is the pod's name, as the Kubernetes
+                # relabelling makes it (deploy/prometheus/prometheus.yml).
+                "static_configs": [
+                    {"targets": [p.address], "labels": {"instance": p.name, "env": "fleet"}}
+                    for p in state.of_kind("sesame")
+                ],
+            }
+        ],
+    }
+    # JSON is YAML.
+    path = os.path.join(state.dir, "prometheus.yml")
+    with open(path, "w") as f:
+        json.dump(config, f, indent=1)
+    return path
+
+
+def shipped_rules():
+    return sorted(glob.glob(os.path.join(ROOT, "deploy", "prometheus", "rules", "*.yml")))
+
+
+def start_prometheus(state, rule_files=None):
+    data = os.path.join(state.dir, "prometheus")
+    os.makedirs(data, exist_ok=True)
+    config = prometheus_config(state, rule_files or shipped_rules())
+    part = Part(
+        name="prometheus",
+        kind="prometheus",
+        port=state.ports["prometheus"],
+        argv=[
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{state.ports['prometheus']}",
+            "--web.enable-lifecycle",
+        ],
+        log=os.path.join(state.dir, "prometheus.log"),
+        extra={"config": config},
+    )
+    spawn(state, part)
+    wait_for(
+        "prometheus ready",
+        lambda: http_get(f"http://127.0.0.1:{part.port}/-/ready")[0] == 200,
+        timeout=60,
+        part=part,
+    )
+    return part
+
+
+def start_alertmanager(state):
+    data = os.path.join(state.dir, "alertmanager")
+    os.makedirs(data, exist_ok=True)
+    config = os.path.join(state.dir, "alertmanager.yml")
+    with open(config, "w") as f:
+        # Alerts are read from its API; nothing is sent anywhere.
+        json.dump(
+            {
+                "route": {"receiver": "none", "group_wait": "0s", "group_interval": "5s"},
+                "receivers": [{"name": "none"}],
+            },
+            f,
+        )
+    part = Part(
+        name="alertmanager",
+        kind="alertmanager",
+        port=state.ports["alertmanager"],
+        argv=[
+            "prometheus-alertmanager",
+            f"--config.file={config}",
+            f"--storage.path={data}",
+            f"--web.listen-address=127.0.0.1:{state.ports['alertmanager']}",
+            # No gossip: a single Alertmanager that listens on loopback only.
+            "--cluster.listen-address=",
+        ],
+        log=os.path.join(state.dir, "alertmanager.log"),
+    )
+    spawn(state, part)
+    wait_for(
+        "alertmanager ready",
+        lambda: http_get(f"http://127.0.0.1:{part.port}/-/ready")[0] == 200,
+        timeout=60,
+        part=part,
+    )
+    return part
