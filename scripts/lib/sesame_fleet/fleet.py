@@ -3,6 +3,7 @@
 import os
 import socket
 import subprocess
+import sys
 import time
 
 from . import manifest, net, parts
@@ -76,7 +77,8 @@ def up(directory, instances=3, binary=None, args=(), log=print):
     log(f"starting {instances} sesame instances ({spec.cpus:g} CPU, {spec.hash_workers} hash workers each)")
     for n in range(1, instances + 1):
         parts.start_sesame(state, f"sesame-{n}", FIRST_INSTANCE_HOST + n - 1, state.binary, state.args, spec)
-    log("starting HAProxy, Alertmanager, Prometheus")
+    log("starting the supervisor, HAProxy, Alertmanager, Prometheus")
+    start_supervisor(state)
     parts.start_haproxy(state, spec)
     parts.start_alertmanager(state)
     parts.start_prometheus(state)
@@ -149,48 +151,98 @@ def status(directory):
     return describe(state, health=True)
 
 
-def deploy(directory, binary, args=None, log=print, kill_mid_deploy=None):
+def deploy(directory, binary, args=None, log=print):
     """Replaces every instance, one at a time, each only after the one
     before is ready again: a rolling update with maxUnavailable 0 in spirit
     (the balancer stops sending to the instance first, as Kubernetes takes a
     terminating pod out of its endpoints; then SIGTERM, drain and grace as
     the manifests set them; then the new process, ready, and back in)."""
-    state = State.load(directory)
-    if state is None:
-        raise FleetError(f"no fleet in {os.path.abspath(directory)}")
+    with State.locked(directory) as state:
+        if state is None:
+            raise FleetError(f"no fleet in {os.path.abspath(directory)}")
+        names = [p.name for p in state.of_kind("sesame")]
+        if args is not None:
+            state.args = list(args)
+        args = state.args
     spec = manifest.load(parts.ROOT)
     binary = os.path.abspath(binary)
-    if args is not None:
-        state.args = list(args)
     started = time.monotonic()
-    for part in state.of_kind("sesame"):
+    for name in names:
         t = time.monotonic()
-        parts.haproxy_command(state, f"set server sesame/{part.name} state drain")
+        # Held: the supervisor leaves it to the deploy.
+        with State.locked(directory) as state:
+            part = state.parts[name]
+            part.extra["held"] = True
+        parts.haproxy_command(state, f"set server sesame/{name} state drain")
         stop(part, grace=spec.termination_grace)
-        part.argv = parts.sesame_argv(state, part, binary, state.args)
-        group = net.cpu_group(state, part.name, spec.cpus)
-        parts.spawn(state, part, cgroup=group)
-        if kill_mid_deploy == part.name:
-            # The fault the deploy test asks for: the new process dies at
-            # once; the deploy must notice and bring it up again.
-            stop(part, grace=0)
-            parts.spawn(state, part, cgroup=group)
+        with State.locked(directory) as state:
+            part = state.parts[name]
+            part.argv = parts.sesame_argv(state, part, binary, args)
+            parts.spawn(state, part, cgroup=net.cpu_group(state, name, spec.cpus))
         wait_for(
-            f"{part.name} ready",
+            f"{name} ready",
             lambda: http_get(f"http://{part.address}/readyz")[0] == 200,
             timeout=60,
             part=part,
         )
-        parts.haproxy_command(state, f"set server sesame/{part.name} state ready")
+        parts.haproxy_command(state, f"set server sesame/{name} state ready")
         wait_for(
-            f"the balancer sees {part.name} up",
-            lambda: parts.haproxy_servers(state)[part.name]["status"] == "UP",
+            f"the balancer sees {name} up",
+            lambda: parts.haproxy_servers(state)[name]["status"] == "UP",
             timeout=spec.ready_period * 3,
         )
-        log(f"{part.name} replaced in {time.monotonic() - t:.1f} s")
-    state.binary = binary
-    state.save()
-    return {"deployed": binary, "instances": len(state.of_kind("sesame")), "seconds": round(time.monotonic() - started, 1)}
+        with State.locked(directory) as state:
+            state.parts[name].extra["held"] = False
+        log(f"{name} replaced in {time.monotonic() - t:.1f} s")
+    with State.locked(directory) as state:
+        state.binary = binary
+    return {"deployed": binary, "instances": len(names), "seconds": round(time.monotonic() - started, 1)}
+
+
+# --- the supervisor: what the kubelet's restartPolicy Always does -----------
+
+SUPERVISE_INTERVAL = 0.5
+CRASH_LOOP_BACKOFF_MAX = 30.0
+
+
+def start_supervisor(state):
+    part = parts.Part(
+        name="supervisor",
+        kind="supervisor",
+        argv=[sys.executable, os.path.join(parts.ROOT, "scripts", "fleet"), "supervise", "--dir", state.dir],
+        log=os.path.join(state.dir, "supervisor.log"),
+    )
+    parts.spawn(state, part)
+
+
+def supervise(directory, log=print):
+    """Restarts every sesame instance that died (and is not held by a
+    deploy or a fault), as the kubelet restarts a crashed container: at
+    once the first time, then with a doubling back-off while it keeps
+    crashing. Runs until the fleet is taken down."""
+    spec = manifest.load(parts.ROOT)
+    backoff = {}  # name -> (restarts in a row, not before)
+    while True:
+        with State.locked(directory) as state:
+            if state is None:
+                return
+            for part in state.of_kind("sesame"):
+                if part.extra.get("held") or alive(part):
+                    continue
+                streak, not_before = backoff.get(part.name, (0, 0.0))
+                now = time.monotonic()
+                if now < not_before:
+                    continue
+                parts.spawn(state, part, cgroup=net.cpu_group(state, part.name, spec.cpus))
+                part.extra["restarts"] = part.extra.get("restarts", 0) + 1
+                delay = min(CRASH_LOOP_BACKOFF_MAX, 2.0**streak) if streak else 0.0
+                backoff[part.name] = (streak + 1, now + delay)
+                log(f"{part.name} had exited; restarted (pid {part.pid}, restart {part.extra['restarts']})")
+            for name, (streak, not_before) in list(backoff.items()):
+                part = state.parts.get(name)
+                if part and alive(part) and time.monotonic() > not_before + 10:
+                    del backoff[name]  # up for 10 s: the streak is over
+        time.sleep(SUPERVISE_INTERVAL)
 
 
 def down(directory, log=print):
@@ -202,8 +254,9 @@ def down(directory, log=print):
         log(f"no fleet in {os.path.abspath(directory)}")
         return {"stopped": 0}
     stopped = 0
-    # Front to back: nothing sends new work to a server that is going.
-    order = ["haproxy", "prometheus", "alertmanager", "sesame", "redis", "mariadb"]
+    # Front to back: nothing sends new work to a server that is going; the
+    # supervisor first, so that it restarts nothing.
+    order = ["supervisor", "haproxy", "prometheus", "alertmanager", "sesame", "redis", "mariadb"]
     for kind in order + sorted({p.kind for p in state.parts.values()} - set(order)):
         for part in state.of_kind(kind):
             if alive(part):

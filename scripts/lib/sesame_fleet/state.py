@@ -2,6 +2,8 @@
 record of what it started (fleet.json), so that every command finds the
 same fleet again and `down` can stop exactly what `up` started."""
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -86,6 +88,19 @@ class State:
             data = json.load(f)
         parts = {n: Part(**p) for n, p in data.pop("parts").items()}
         return cls(parts=parts, **data)
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, directory):
+        """The fleet's state, read and saved under its lock: `deploy`, the
+        supervisor and `fault` change it from different processes."""
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(os.path.abspath(directory), "fleet.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = cls.load(directory)
+            yield state
+            if state is not None and os.path.exists(state.path):
+                state.save()
 
     def ip(self, host):
         return f"{self.subnet}.{host}"
