@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Browser suite (issue 8): sesame's pages end to end in headless Chromium.
+# Browser suite (issue 8): sesame's pages end to end in headless Chromium,
+# and axe-core's WCAG 2.1 A/AA and best-practice rules on them.
 # Installs what is missing: Debian's chromium (apt) and the pinned
-# playwright-core (npm ci from tests/browser/package-lock.json). No tool ever
-# downloads a browser. Builds the sesame binary; the tests start their own
+# playwright-core and axe-core (npm ci from tests/browser/package-lock.json).
+# No tool ever downloads a browser. Builds the sesame binary; the tests start their own
 # `sesame serve` instances (127.0.0.1, free ports, temporary SQLite databases,
 # cheap hash parameters, --cookie-secure false) and drive Chromium through
 # them. Screenshots, server logs and event logs land in test-artifacts/browser/.
@@ -34,10 +35,13 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
   || die "node >= 20 is needed (found $(node --version))"
 
 cd "$ROOT/tests/browser"
-want=$(node -p 'require("./package.json").dependencies["playwright-core"]')
-have=$(node -p 'try { require("./node_modules/playwright-core/package.json").version } catch { "" }')
+# Every pinned dependency (playwright-core, axe-core) at its version, or npm ci.
+want=$(node -p 'Object.entries(require("./package.json").dependencies).map(([n, v]) => `${n} ${v}`).join(", ")')
+have=$(node -p 'Object.keys(require("./package.json").dependencies).map((n) => {
+  let v = ""; try { v = require(`./node_modules/${n}/package.json`).version } catch {}
+  return `${n} ${v}`; }).join(", ")')
 if [ "$have" != "$want" ]; then
-  say "npm ci (playwright-core $want)"
+  say "npm ci ($want)"
   npm ci --no-audit --no-fund --ignore-scripts >/dev/null
 fi
 

@@ -2,7 +2,8 @@
 // the browser is Debian's /usr/bin/chromium (or $CHROMIUM), the server is the
 // `sesame` binary built by cargo ($SESAME_BIN).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, openSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, openSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -102,4 +103,26 @@ export async function newPage(browser, options = {}) {
 
 export async function screenshot(page, name) {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
+}
+
+// axe-core, from tests/browser/node_modules (pinned in package-lock.json).
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** The rule sets every page must pass: WCAG 2.1 A and AA, and axe's best practices. */
+export const AXE_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'];
+
+/** Runs axe-core on the page as it is now; returns its violations, each as
+ * `rule (impact): help` with the offending elements. The page's context
+ * must bypass the CSP (`bypassCSP: true`), which forbids the inline script
+ * axe is injected as. */
+export async function axeViolations(page) {
+  await page.addScriptTag({ content: axeSource });
+  const result = await page.evaluate(
+    (tags) => window.axe.run(document, { runOnly: { type: 'tag', values: tags }, resultTypes: ['violations'] }),
+    AXE_TAGS,
+  );
+  return result.violations.map((v) => ({
+    rule: `${v.id} (${v.impact}): ${v.help}`,
+    nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary ?? ''}`.trim()),
+  }));
 }

@@ -1,11 +1,12 @@
 // sesame's pages in headless Chromium: create an account, sign in, the
 // signed-in page, sign out, password change, the messages for a wrong
 // password, rate limiting and overload, CSRF refusals, production (Secure)
-// cookies, the security headers, keyboard focus and a phone-sized screen.
+// cookies, the security headers, keyboard focus and a phone-sized screen,
+// the not-found page, and axe-core's WCAG 2.1 AA and best-practice rules.
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { launchChromium, newPage, screenshot, startSesame } from './harness.mjs';
+import { axeViolations, launchChromium, newPage, screenshot, startSesame } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery staple';
 let browser;
@@ -336,5 +337,85 @@ describe('load and abuse', () => {
       await page.context().close();
       await limited.stop();
     }
+  });
+});
+
+describe('not-found page', () => {
+  test('a browser gets a sesame page, in the layout and under the CSP', async () => {
+    const page = await newPage(browser);
+    const response = await page.goto(`${sesame.url}/no/such/page`);
+    assert.equal(response.status(), 404);
+    const h = response.headers();
+    assert.match(h['content-type'], /^text\/html/);
+    assert.match(h['content-security-policy'], /default-src 'none'/);
+    assert.equal(h['x-content-type-options'], 'nosniff');
+    assert.equal(h['x-frame-options'], 'DENY');
+    assert.equal(await page.title(), 'Page not found · sesame');
+    assert.equal(await page.getByRole('heading', { level: 1 }).textContent(), 'Page not found');
+    await screenshot(page, 'not-found');
+    // The layout's stylesheet applied (under the CSP): the card has its padding.
+    const padding = await page.locator('.card').evaluate((el) => parseFloat(getComputedStyle(el).paddingTop));
+    assert.ok(padding > 0, `card padding ${padding}px`);
+    await page.getByRole('link', { name: 'Go to the sign-in page' }).click();
+    await page.waitForURL(`${sesame.url}/`);
+    assert.deepEqual(scriptErrors(page), []);
+    // An API path answers the browser in JSON all the same.
+    const api = await page.goto(`${sesame.url}/v1/nope`);
+    assert.equal(api.status(), 404);
+    assert.equal((await api.json()).error.code, 'not_found');
+    await page.context().close();
+  });
+});
+
+describe('accessibility (axe-core: WCAG 2.1 A/AA and best practices)', () => {
+  /** The page at `path` (after `prepare`, if given) passes axe in the
+   * light and the dark color scheme. */
+  async function noViolations(path, { status = 200, prepare } = {}) {
+    for (const colorScheme of ['light', 'dark']) {
+      // axe is injected as an inline script, which the pages' CSP forbids.
+      const page = await newPage(browser, { bypassCSP: true, colorScheme });
+      try {
+        const response = await page.goto(`${sesame.url}${path}`);
+        assert.equal(response.status(), status, path);
+        if (prepare) await prepare(page);
+        const violations = await axeViolations(page);
+        assert.deepEqual(violations, [], `${path} (${colorScheme}): ${JSON.stringify(violations, null, 2)}`);
+      } finally {
+        await page.context().close();
+      }
+    }
+  }
+
+  test('the checker finds a violation where there is one', async () => {
+    // Guards the check itself: a form field without a label must fail.
+    const page = await newPage(browser, { bypassCSP: true });
+    await page.goto(`${sesame.url}/`);
+    await page.evaluate(() => document.querySelector('label[for="user"]').remove());
+    const violations = await axeViolations(page);
+    assert.ok(violations.some((v) => v.rule.startsWith('label ')), JSON.stringify(violations));
+    await page.context().close();
+  });
+
+  test('sign-in page', async () => {
+    await noViolations('/');
+  });
+
+  test('sign-in page with an error', async () => {
+    await noViolations('/', {
+      prepare: async (page) => {
+        await page.getByLabel('User name').fill('nobody');
+        await page.getByLabel('Password', { exact: true }).fill('not the password at all');
+        await page.getByRole('button', { name: 'Sign in' }).click();
+        await page.getByRole('alert').waitFor();
+      },
+    });
+  });
+
+  test('sign-up page', async () => {
+    await noViolations('/signup');
+  });
+
+  test('not-found page', async () => {
+    await noViolations('/no/such/page', { status: 404 });
   });
 });

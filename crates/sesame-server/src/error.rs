@@ -20,6 +20,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is too large")]
     PayloadTooLarge,
+    #[error("no such resource")]
+    NotFound,
+    /// The path exists, the method does not (the answer carries `Allow`).
+    #[error("method not allowed here; the Allow header lists those that are")]
+    MethodNotAllowed,
     #[error("invalid user or password")]
     InvalidCredentials,
     #[error("no valid session")]
@@ -46,6 +51,8 @@ impl ApiError {
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::InvalidCredentials | ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::UserExists => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -62,6 +69,8 @@ impl ApiError {
             ApiError::BadRequest(code, _) | ApiError::Unprocessable(code, _) => code,
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::InvalidCredentials => "invalid_credentials",
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::UserExists => "user_exists",

@@ -1,4 +1,6 @@
+mod fallback;
 pub(crate) mod health;
+mod linger;
 pub(crate) mod login;
 pub(crate) mod session;
 pub(crate) mod users;
@@ -6,6 +8,7 @@ pub(crate) mod users;
 use crate::app::AppState;
 use crate::openapi::ApiDoc;
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{HeaderName, Request};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -18,7 +21,8 @@ pub use session::SessionResponse;
 pub use users::{ChangePasswordRequest, RegisterRequest, RegisterResponse};
 
 /// Request bodies are small JSON objects; anything larger is refused (413)
-/// before it is read.
+/// before it is read into memory or parsed (the `linger` module says what
+/// happens to the rest of it).
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,9 +41,15 @@ pub fn router(state: AppState, with_metrics: bool) -> Router {
     if with_metrics {
         router = router.route("/metrics", get(health::metrics));
     }
+    let track_http = axum::middleware::from_fn(crate::metrics::track_http);
     router
-        .route_layer(axum::middleware::from_fn(crate::metrics::track_http))
+        // On every route registered above, so after them all.
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .route_layer(track_http.clone())
+        // Counted too, with no route template: all under `unmatched`.
+        .fallback(fallback::not_found.layer(track_http))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(linger::lingering_close))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()

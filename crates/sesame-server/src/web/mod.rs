@@ -11,8 +11,11 @@
 //! ([`csrf`]).
 
 mod csrf;
+mod not_found;
 mod pages;
 mod render;
+
+pub use not_found::page as not_found_page;
 
 use crate::app::AppState;
 use axum::http::{header, HeaderName, HeaderValue};
@@ -28,15 +31,19 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; \
 frame-ancestors 'none'; base-uri 'none'";
 
+/// The headers on every page and asset (and on the not-found page).
+const PAGE_HEADERS: [(&str, &str); 6] = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cross-origin-resource-policy", "same-origin"),
+];
+
 /// The pages and their assets, to be merged into the service's router.
 pub fn router() -> Router<AppState> {
-    let header = |name: &'static str, value: &'static str| {
-        SetResponseHeaderLayer::overriding(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        )
-    };
-    Router::new()
+    let pages = Router::new()
         .route("/", get(pages::sign_in_page))
         .route("/login", get(to_sign_in).post(pages::sign_in))
         .route("/signup", get(pages::sign_up_page).post(pages::sign_up))
@@ -49,13 +56,26 @@ pub fn router() -> Router<AppState> {
         .route("/assets/sesame.css", get(|| asset(Asset::Css)))
         .route("/assets/sesame.js", get(|| asset(Asset::Js)))
         .route("/assets/favicon.svg", get(|| asset(Asset::Icon)))
-        .route("/favicon.ico", get(|| asset(Asset::Icon)))
-        .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
-        .layer(header("x-frame-options", "DENY"))
-        .layer(header("referrer-policy", "no-referrer"))
-        .layer(header("x-content-type-options", "nosniff"))
-        .layer(header("cross-origin-opener-policy", "same-origin"))
-        .layer(header("cross-origin-resource-policy", "same-origin"))
+        .route("/favicon.ico", get(|| asset(Asset::Icon)));
+    PAGE_HEADERS.iter().fold(pages, |pages, &(name, value)| {
+        pages.layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ))
+    })
+}
+
+/// `response` with the headers of the pages (for answers from outside
+/// [`router`]: the not-found page and the other fallback answers).
+pub fn with_page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in PAGE_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 async fn to_sign_in() -> Redirect {
