@@ -93,7 +93,7 @@ start_sesame() { # phase name, extra flags...
       --trusted-proxies 127.0.0.1/32 --cookie-secure false --instance e2e \
       --event-log "$TMP/events.jsonl" --slow-login-log "$TMP/slow.jsonl" \
       --metric-regions eu-west,us-east --metric-platforms web,ios,android \
-      --ip-rate 1000 --ip-burst 1000 --ip-failures-per-min 1000000 --grace-period 2 "$@" >"$TMP/sesame-$name.log" 2>&1 &
+      --ip-rate 1000 --ip-burst 1000 --ip-failures-per-min 1000000 --ip-logins-in-flight 1000000 --grace-period 2 "$@" >"$TMP/sesame-$name.log" 2>&1 &
     SESAME_PID=$!
     PIDS+=("$SESAME_PID")
     for _ in $(seq 1 100); do

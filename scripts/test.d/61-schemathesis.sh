@@ -42,7 +42,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 URL=http://127.0.0.1:$PORT
 "$SESAME" serve --listen "127.0.0.1:$PORT" --database "sqlite:$TMP/sesame.db" \
   --hash-m-cost 256 --hash-t-cost 1 --latency-budget-ms 10000 \
-  --ip-rate 1000000 --ip-burst 1000000 --ip-failures-per-min 1000000 \
+  --ip-rate 1000000 --ip-burst 1000000 --ip-failures-per-min 1000000 --ip-logins-in-flight 1000000 \
   --account-ip-failures-per-min 1000000 --account-failures-per-min 1000000 \
   --cookie-secure false --event-log "$TMP/events.jsonl" > "$TMP/sesame.log" 2>&1 &
 PID=$!

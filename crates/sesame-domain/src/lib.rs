@@ -20,7 +20,7 @@ pub use login::{AuthError, Issued, LoginOutcome, LoginService, LoginSettings, St
 pub use password::{Password, PasswordError, PasswordPolicy};
 pub use pool::{HashPool, PoolError, PoolStats};
 pub use ratelimit::{
-    InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter, Rate,
+    InFlight, InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter, Rate,
 };
 pub use session::{Session, SessionToken, TokenHash};
 pub use store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};

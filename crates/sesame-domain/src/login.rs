@@ -7,7 +7,7 @@ use crate::event::Outcome;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
 use crate::ratelimit::{
-    InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter,
+    InFlight, InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter,
 };
 use crate::session::{Session, SessionToken};
 use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
@@ -160,6 +160,7 @@ pub struct LoginService {
     pool: HashPool,
     clock: Arc<dyn Clock>,
     limiter: LoginLimiter,
+    in_flight: Arc<InFlight>,
     settings: LoginSettings,
     /// Unknown users are verified against this so they cost one hash too.
     dummy_hash: Arc<str>,
@@ -189,6 +190,7 @@ impl LoginService {
             pool,
             clock,
             limiter,
+            in_flight: Arc::new(InFlight::new(settings.limits.max_in_flight_per_ip)),
             settings,
             dummy_hash,
         })
@@ -224,6 +226,18 @@ impl LoginService {
     ) -> LoginOutcome {
         let mut timings = StageTimings::default();
         let mut db_role = None;
+        // Before anything else, and without a network call: an address
+        // with its share of logins in flight waits for them.
+        let Some(_in_flight) = self.in_flight.enter(ip) else {
+            return LoginOutcome {
+                result: Err(AuthError::RateLimited {
+                    scope: LimitScope::Ip,
+                    retry_after: Duration::from_secs(1),
+                }),
+                timings,
+                db_role,
+            };
+        };
         let result = match self.limiter.admit_login(username, ip).await {
             Err(limited) => Err(limited.into()),
             Ok(()) => {
@@ -736,5 +750,36 @@ mod tests {
 
         assert_eq!(login(NEW).await, Outcome::InvalidCredentials);
         assert_eq!(login(NEW).await, Outcome::RateLimited);
+    }
+
+    /// A burst from one address takes a few places in the hash queue, and
+    /// the address's next login is refused at once, before any store or
+    /// hash is touched.
+    #[tokio::test]
+    async fn an_address_with_its_logins_in_flight_is_refused_before_any_work() {
+        let settings = LoginSettings {
+            limits: LimitSettings {
+                max_in_flight_per_ip: 1,
+                ..LimitSettings::unlimited()
+            },
+            latency_budget: Duration::from_secs(30),
+            ..LoginSettings::default()
+        };
+        let (service, users, _, name) = service_with_settings("sal", settings).await;
+        *users.lookup_delay.lock().unwrap() = Duration::from_millis(300);
+        let first = {
+            let (service, name) = (service.clone(), name.clone());
+            tokio::spawn(async move { service.login(&name, pw(OLD), ip(), Instant::now()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let second = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+        assert_eq!(second.outcome(), Outcome::RateLimited);
+        assert!(second.db_role.is_none(), "refused before the database");
+        let other = IpAddr::from([192, 0, 2, 2]);
+        let elsewhere = service.login(&name, pw(OLD), other, Instant::now()).await;
+        assert_eq!(elsewhere.outcome(), Outcome::Ok, "other addresses go on");
+        assert_eq!(first.await.unwrap().outcome(), Outcome::Ok);
+        let again = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+        assert_eq!(again.outcome(), Outcome::Ok, "its place was given back");
     }
 }

@@ -128,6 +128,11 @@ pub struct LimitSettings {
     pub per_account_failures: Rate,
     /// How long an address stays known to an account after a success.
     pub known_address_ttl: Duration,
+    /// Logins from one address (IPv6: its /64) in flight at once in this
+    /// process; more are refused before any other work. A credential
+    /// stuffing burst from a few addresses then holds a few places in the
+    /// hash queue, not all of it, and real users are not shed behind it.
+    pub max_in_flight_per_ip: u32,
 }
 
 impl Default for LimitSettings {
@@ -138,6 +143,7 @@ impl Default for LimitSettings {
             per_account_ip_failures: Rate::per_minute(5.0, 5),
             per_account_failures: Rate::per_minute(20.0, 50),
             known_address_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_in_flight_per_ip: 4,
         }
     }
 }
@@ -152,6 +158,7 @@ impl LimitSettings {
             per_ip_failures: unlimited,
             per_account_ip_failures: unlimited,
             per_account_failures: unlimited,
+            max_in_flight_per_ip: u32::MAX,
             ..Self::default()
         }
     }
@@ -275,6 +282,90 @@ fn refuse_if_denied(
         Err(e) => {
             tracing::warn!(error = %e, "rate limiter unavailable; allowing");
             Ok(())
+        }
+    }
+}
+
+/// Logins in flight per client address in this process: a check with no
+/// network call, in front of the shared limits and the hash queue.
+pub struct InFlight {
+    cap: u32,
+    shards: Vec<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// One login's place; given back when dropped (answered, or the client
+/// went away).
+pub struct InFlightGuard<'a> {
+    owner: &'a InFlight,
+    address: IpAddr,
+}
+
+impl InFlight {
+    pub fn new(cap: u32) -> Self {
+        Self {
+            cap,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
+    }
+
+    fn shard(&self, address: &IpAddr) -> &Mutex<HashMap<IpAddr, u32>> {
+        use std::hash::{BuildHasher, RandomState};
+        static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+        let h = HASHER.get_or_init(RandomState::new).hash_one(address);
+        &self.shards[(h as usize) % SHARDS]
+    }
+
+    /// A place for a login from `ip`, or None if its address has `cap` in
+    /// flight already. Entries exist only while logins are in flight, so
+    /// memory is bounded by the logins in flight.
+    pub fn enter(&self, ip: IpAddr) -> Option<InFlightGuard<'_>> {
+        let address = subscriber(ip);
+        let mut shard = self
+            .shard(&address)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let count = shard.entry(address).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(InFlightGuard {
+            owner: self,
+            address,
+        })
+    }
+
+    /// Logins in flight from `ip`'s address.
+    pub fn count(&self, ip: IpAddr) -> u32 {
+        let address = subscriber(ip);
+        let shard = self
+            .shard(&address)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shard.get(&address).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let shard = self.owner.shard(&self.address);
+        let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = shard.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                shard.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The address as one subscriber holds it: IPv4 alone, IPv6 by its /64.
+fn subscriber(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
         }
     }
 }
@@ -562,5 +653,38 @@ mod tests {
         }
         let total: usize = store.shards.iter().map(|s| s.lock().unwrap().len()).sum();
         assert!(total <= SHARDS * 16, "{total}");
+    }
+
+    #[test]
+    fn an_address_holds_at_most_its_share_of_logins_in_flight() {
+        let in_flight = InFlight::new(2);
+        let attacker: IpAddr = "203.0.113.9".parse().unwrap();
+        let a = in_flight.enter(attacker).unwrap();
+        let b = in_flight.enter(attacker).unwrap();
+        assert!(in_flight.enter(attacker).is_none(), "a third is refused");
+        let user: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(
+            in_flight.enter(user).is_some(),
+            "other addresses unaffected"
+        );
+        drop(a);
+        let c = in_flight
+            .enter(attacker)
+            .expect("a place is given back when a login ends");
+        drop((b, c));
+        assert_eq!(in_flight.count(attacker), 0);
+        assert!(
+            in_flight
+                .shards
+                .iter()
+                .all(|s| s.lock().unwrap().is_empty()),
+            "no entry outlives its logins"
+        );
+        // One IPv6 subscriber: its /64.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _x = in_flight.enter(v6("2001:db8:1:2::1")).unwrap();
+        let _y = in_flight.enter(v6("2001:db8:1:2::ffff")).unwrap();
+        assert!(in_flight.enter(v6("2001:db8:1:2:abcd::1")).is_none());
+        assert!(in_flight.enter(v6("2001:db8:1:3::1")).is_some());
     }
 }

@@ -41,6 +41,8 @@ fn serve(dir: &Path, grace_s: u64) -> (Child, String) {
             "1000000",
             "--ip-failures-per-min",
             "1000000",
+            "--ip-logins-in-flight",
+            "1000000",
         ])
         .args([
             "--account-ip-failures-per-min",

@@ -253,9 +253,11 @@ def sesame_argv(state, part, binary, args):
         part.name,
         "--event-log",
         part.extra["event_log"],
-        # The balancer connects from the bridge's address.
+        # The balancer connects from the bridge's address; behind it, the
+        # load generator on loopback plays the API tier, which puts the
+        # user's address in the login body.
         "--trusted-proxies",
-        f"{state.gateway}/32",
+        f"{state.gateway}/32,127.0.0.1/32",
         "--cookie-secure",
         "false",
     ]

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// per minute (burst: 50). Known addresses are never held back by it.
     #[arg(long, env = "SESAME_ACCOUNT_FAILURES_PER_MIN", default_value_t = 20)]
     account_failures_per_min: u32,
+    /// Logins from one client address (IPv6: its /64) in flight at once in
+    /// this instance; more are refused (429) before any other work.
+    #[arg(long, env = "SESAME_IP_LOGINS_IN_FLIGHT", default_value_t = 4)]
+    ip_logins_in_flight: u32,
     /// Session lifetime in seconds.
     #[arg(long, env = "SESAME_SESSION_TTL", default_value_t = 12 * 3600)]
     session_ttl: i64,
@@ -102,6 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     f64::from(args.account_failures_per_min),
                     50,
                 ),
+                max_in_flight_per_ip: args.ip_logins_in_flight,
                 ..LimitSettings::default()
             },
         },
