@@ -203,8 +203,8 @@ describe('account life cycle', () => {
 describe('production cookies', () => {
   test('Secure and __Host- cookies work on a secure origin', async () => {
     // Chromium counts http://localhost as a secure context, so the cookies
-    // sesame sets in production (Secure, __Host-sesame_csrf) can be tried
-    // without TLS.
+    // sesame sets in production (Secure, __Host-sesame_session and
+    // __Host-sesame_csrf) can be tried without TLS.
     const secure = await startSesame('secure', ['--cookie-secure', 'true']);
     const base = secure.url.replace('127.0.0.1', 'localhost');
     try {
@@ -215,12 +215,13 @@ describe('production cookies', () => {
       await page.waitForURL(`${base}/account`);
       const cookies = await page.context().cookies();
       const csrf = cookies.find((c) => c.name === '__Host-sesame_csrf');
-      const session = cookies.find((c) => c.name === 'sesame_session');
+      const session = cookies.find((c) => c.name === '__Host-sesame_session');
       assert.ok(csrf?.secure && csrf.httpOnly, 'CSRF cookie: __Host-, Secure, HttpOnly');
-      assert.ok(session?.secure && session.httpOnly && session.sameSite === 'Lax', 'session cookie');
+      assert.ok(session?.secure && session.httpOnly && session.sameSite === 'Lax', 'session cookie: __Host-, Secure, HttpOnly, Lax');
+      assert.equal(session.path, '/');
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.waitForURL(/notice=signed_out/);
-      assert.equal((await page.context().cookies()).find((c) => c.name === 'sesame_session'), undefined);
+      assert.equal((await page.context().cookies()).find((c) => c.name.endsWith('sesame_session')), undefined);
       await page.context().close();
     } finally {
       await secure.stop();

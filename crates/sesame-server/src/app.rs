@@ -4,50 +4,16 @@
 use crate::config::ServerConfig;
 use crate::eventlog::JsonLinesLog;
 use crate::metrics::{self, BoundedLabel, LoginLabels};
-use crate::routes;
-use metrics_exporter_prometheus::PrometheusHandle;
+use crate::router;
+use crate::state::{AppState, Shared};
 use sesame_domain::{Clock, HashPool, LoginService, PasswordHasher};
 use sesame_storage::Stores;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-
-pub const SERVER_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
-
-pub struct Shared {
-    pub service: LoginService,
-    pub config: ServerConfig,
-    pub events: Option<JsonLinesLog>,
-    pub slow_logins: Option<JsonLinesLog>,
-    pub metrics: PrometheusHandle,
-    pub labels: LoginLabels,
-    pub backend: &'static str,
-    ready: AtomicBool,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-impl AppState {
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
-    }
-
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Relaxed);
-    }
-}
 
 /// A built, not yet running, sesame service.
 pub struct App {
@@ -94,7 +60,7 @@ impl App {
             region: BoundedLabel::new(&config.metric_regions, LEARNED_LABEL_VALUES),
             platform: BoundedLabel::new(&config.metric_platforms, LEARNED_LABEL_VALUES),
         };
-        let state = AppState(Arc::new(Shared {
+        let state = AppState::new(Shared {
             service,
             metrics: metrics::install(config.slo.as_secs_f64()),
             labels,
@@ -103,7 +69,7 @@ impl App {
             slow_logins,
             backend: stores.backend,
             ready: AtomicBool::new(true),
-        }));
+        });
         Ok(Self {
             state,
             log_writers,
@@ -123,7 +89,7 @@ impl App {
     }
 
     pub fn router(&self) -> axum::Router {
-        routes::router(self.state.clone(), self.metrics_listener.is_none())
+        router::router(self.state.clone(), self.metrics_listener.is_none())
     }
 
     /// Serves until `shutdown` resolves, then drains: `/readyz` turns 503,
@@ -141,7 +107,7 @@ impl App {
             metrics_listener,
         } = self;
         if let Some(listener) = metrics_listener {
-            let metrics_only = routes::metrics_router(state.clone());
+            let metrics_only = router::metrics_router(state.clone());
             tokio::spawn(async move { axum::serve(listener, metrics_only).await });
         }
         let shared = state.clone();

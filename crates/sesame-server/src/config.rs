@@ -10,7 +10,8 @@ pub struct ServerConfig {
     pub hash_params: HashParams,
     pub hash_workers: usize,
     pub login: LoginSettings,
-    /// Callers whose `ip` field is believed: the API tier, load balancers.
+    /// Load balancers and the API tier: hops of `X-Forwarded-For` and the
+    /// login's `ip` field are believed through them (`client_ip`).
     pub trusted_proxies: Vec<IpNet>,
     /// JSON lines, one per login attempt; `-` is standard output.
     pub event_log: Option<PathBuf>,
@@ -23,7 +24,8 @@ pub struct ServerConfig {
     /// the first 16 values seen. Others are counted as `other`.
     pub metric_regions: Vec<String>,
     pub metric_platforms: Vec<String>,
-    /// Marks the session cookie `Secure` (on unless serving plain HTTP to a browser).
+    /// Cookies are `Secure` and `__Host-` prefixed (on unless serving plain
+    /// HTTP to a browser).
     pub cookie_secure: bool,
     /// Name of this replica in events and metrics.
     pub instance: String,

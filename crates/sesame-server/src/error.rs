@@ -81,13 +81,41 @@ impl ApiError {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// How long to wait before trying again, for `Retry-After`.
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ApiError::RateLimited { retry_after, .. } | ApiError::Overloaded { retry_after } => {
                 Some(*retry_after)
             }
             ApiError::Unavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
+        }
+    }
+
+    /// `Retry-After` in whole seconds, at least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|after| (after.as_secs_f64().ceil() as u64).max(1))
+    }
+
+    /// What the client may be told: internal details stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal error".to_owned(),
+            ApiError::Unavailable(_) => "service temporarily unavailable; retry shortly".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    /// What every answer with this error does besides answering (the JSON
+    /// envelope here, a page in `web`): count a rate limit, log what the
+    /// client is not told.
+    pub fn report(&self) {
+        match self {
+            ApiError::RateLimited { scope, .. } => crate::metrics::record_rate_limited(scope),
+            ApiError::Internal(detail) => tracing::error!(detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(detail, "dependency unavailable"),
+            _ => {}
         }
     }
 }
@@ -111,30 +139,30 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if let ApiError::RateLimited { scope, .. } = &self {
-            crate::metrics::record_rate_limited(scope);
-        }
-        let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(detail, "internal error");
-                "internal error".to_owned()
-            }
-            ApiError::Unavailable(detail) => {
-                tracing::warn!(detail, "dependency unavailable");
-                "service temporarily unavailable; retry shortly".to_owned()
-            }
-            other => other.to_string(),
-        };
-        let body = serde_json::json!({ "error": { "code": self.code(), "message": message } });
-        let mut response = (status, Json(body)).into_response();
-        if let Some(after) = self.retry_after() {
-            let secs = after.as_secs_f64().ceil().max(1.0).to_string();
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_str(&secs).expect("digits"),
-            );
+        self.report();
+        let body = serde_json::json!({ "error": { "code": self.code(), "message": self.public_message() } });
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }
+}
+
+/// Every error answer: `{"error":{"code","message"}}` (its schema in
+/// `/openapi.json`; [`ApiError`] writes it).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// Machine-readable: `invalid_credentials`, `rate_limited`, `overloaded`, ...
+    code: String,
+    message: String,
 }

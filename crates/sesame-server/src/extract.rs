@@ -1,15 +1,22 @@
-//! Request extractors that turn HTTP into domain input or an [`ApiError`].
+//! Request extractors that turn HTTP into domain input or an [`ApiError`],
+//! shared by the API handlers and the pages.
 
+use crate::client_ip::ClientAddr;
 use crate::error::ApiError;
+use crate::flows::Caller;
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{HeaderName, StatusCode};
 use serde::de::DeserializeOwned;
 use sesame_domain::SessionToken;
+use std::net::SocketAddr;
 
-pub const SESSION_COOKIE: &str = "sesame_session";
+/// Set on every request (a UUID unless a caller sent one), echoed in the
+/// answer and recorded in login events.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A JSON body whose every failure is a clear [`ApiError`].
 pub struct ApiJson<T>(pub T);
@@ -53,10 +60,13 @@ fn describe(text: &str) -> String {
 /// The session token from `Authorization: Bearer` or the session cookie.
 pub struct PresentedToken(pub SessionToken);
 
-impl<S: Send + Sync> FromRequestParts<S> for PresentedToken {
+impl FromRequestParts<AppState> for PresentedToken {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let bearer = parts
             .headers
             .get(AUTHORIZATION)
@@ -68,21 +78,37 @@ impl<S: Send + Sync> FromRequestParts<S> for PresentedToken {
             })
             .map(|(_, token)| token)
             .map(str::trim);
-        let cookie = || {
-            parts
-                .headers
-                .get_all(COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|pair| pair.trim().split_once('='))
-                .find(|(name, _)| *name == SESSION_COOKIE)
-                .map(|(_, value)| value)
-        };
+        let cookie = || crate::cookies::session(&parts.headers, state.cookie_secure());
         bearer
             .or_else(cookie)
             .and_then(SessionToken::parse)
             .map(PresentedToken)
             .ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// Who is asking: the client's address by the trusted-proxy rule
+/// ([`crate::client_ip`]) and the request id.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ConnectInfo(peer) = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("no peer address: serve with connect info".into()))?;
+        let headers = &parts.headers;
+        Ok(Caller {
+            addr: ClientAddr::resolve(peer.ip(), headers, &state.config.trusted_proxies),
+            request_id: headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned(),
+        })
     }
 }

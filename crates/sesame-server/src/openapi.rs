@@ -1,5 +1,6 @@
 //! `/openapi.json`, generated from the handlers' annotations.
 
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -30,19 +31,12 @@ use utoipa::{Modify, OpenApi};
 )]
 pub struct ApiDoc;
 
-/// Every error answer: `{"error":{"code","message"}}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorDetail {
-    /// Machine-readable: `invalid_credentials`, `rate_limited`, `overloaded`, ...
-    code: String,
-    message: String,
+/// The document a server answers with: the session cookie under the name
+/// it uses (`__Host-` prefixed when cookies are Secure).
+pub fn document(cookie_secure: bool) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    cookie_scheme(&mut doc, crate::cookies::session_name(cookie_secure));
+    doc
 }
 
 struct SecuritySchemes;
@@ -54,9 +48,14 @@ impl Modify for SecuritySchemes {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
-        components.add_security_scheme(
-            "cookie",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("sesame_session"))),
-        );
+        cookie_scheme(openapi, crate::cookies::LEGACY_SESSION);
     }
+}
+
+fn cookie_scheme(openapi: &mut utoipa::openapi::OpenApi, name: &str) {
+    let components = openapi.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(name))),
+    );
 }

@@ -8,6 +8,8 @@ use sesame_domain::{HashParams, LoginSettings, SystemClock};
 use sesame_server::{App, ServerConfig};
 use sesame_storage::StorageConfig;
 
+#[path = "web/front.rs"]
+mod front;
 mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -268,10 +270,11 @@ async fn the_csrf_cookie_is_httponly_and_host_prefixed_when_secure() {
     let r = sign_in(&mut b, "secure-sam", "correct horse battery").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let session = header(&r, "set-cookie");
-    assert!(session.starts_with("sesame_session="), "{session}");
-    for attr in ["HttpOnly", "SameSite=Lax", "Secure"] {
+    assert!(session.starts_with("__Host-sesame_session="), "{session}");
+    for attr in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
         assert!(session.contains(attr), "{session}");
     }
+    assert!(!session.contains("Domain"), "{session}");
     secure.stop().await;
 }
 

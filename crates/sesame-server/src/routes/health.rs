@@ -1,5 +1,7 @@
-use crate::app::AppState;
-use crate::error::ApiError;
+//! Liveness, readiness and `/metrics`.
+
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
@@ -14,7 +16,7 @@ pub async fn healthz() -> Json<Value> {
 /// Readiness: this instance should get traffic (not draining, stores reachable).
 #[utoipa::path(get, path = "/readyz", tag = "health", responses(
     (status = 200, description = "ready"),
-    (status = 503, description = "draining or a store is unreachable", body = crate::openapi::ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
+    (status = 503, description = "draining or a store is unreachable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     if !state.is_ready() {
         return Err(ApiError::Unavailable("shutting down".into()));

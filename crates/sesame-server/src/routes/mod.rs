@@ -1,73 +1,10 @@
-mod fallback;
+//! The JSON API's handlers: parse the request, call the flow, answer JSON.
+
 pub(crate) mod health;
-mod linger;
 pub(crate) mod login;
 pub(crate) mod session;
 pub(crate) mod users;
 
-use crate::app::AppState;
-use crate::openapi::ApiDoc;
-use axum::extract::DefaultBodyLimit;
-use axum::handler::Handler;
-use axum::http::{HeaderName, Request};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnFailure, TraceLayer};
-use utoipa::OpenApi;
-
 pub use login::{LoginRequest, LoginResponse};
 pub use session::SessionResponse;
 pub use users::{ChangePasswordRequest, RegisterRequest, RegisterResponse};
-
-/// Request bodies are small JSON objects; anything larger is refused (413)
-/// before it is read into memory or parsed (the `linger` module says what
-/// happens to the rest of it).
-pub const MAX_BODY_BYTES: usize = 8 * 1024;
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The service's routes; `/metrics` among them unless it has its own listener.
-pub fn router(state: AppState, with_metrics: bool) -> Router {
-    let mut router = Router::new()
-        .merge(crate::web::router())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .route("/v1/users", post(users::register))
-        .route("/v1/users/{user}/password", put(users::change_password))
-        .route("/v1/login", post(login::login))
-        .route("/v1/session", get(session::current).delete(session::logout));
-    if with_metrics {
-        router = router.route("/metrics", get(health::metrics));
-    }
-    let track_http = axum::middleware::from_fn(crate::metrics::track_http);
-    router
-        // On every route registered above, so after them all.
-        .method_not_allowed_fallback(fallback::method_not_allowed)
-        .route_layer(track_http.clone())
-        // Counted too, with no route template: all under `unmatched`.
-        .fallback(fallback::not_found.layer(track_http))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(linger::lingering_close))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    // Method and path only: query strings and bodies may hold secrets.
-                    tracing::debug_span!("http", method = %req.method(), path = %req.uri().path())
-                })
-                // A 503 under overload is the design working, not an error to
-                // log per request; real internal errors are logged by ApiError.
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
-        )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .with_state(state)
-}
-
-/// `/metrics` alone, for a separate metrics listener.
-pub fn metrics_router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", get(health::metrics))
-        .with_state(state)
-}

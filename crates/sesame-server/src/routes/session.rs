@@ -1,12 +1,13 @@
 //! `GET /v1/session` and `DELETE /v1/session`.
 
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::extract::{PresentedToken, SESSION_COOKIE};
-use crate::openapi::ErrorBody;
+use crate::cookies;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::PresentedToken;
+use crate::flows;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -36,9 +37,7 @@ pub async fn current(
     State(state): State<AppState>,
     PresentedToken(token): PresentedToken,
 ) -> Result<Json<SessionResponse>, ApiError> {
-    let session = state
-        .service
-        .session(&token)
+    let session = flows::session(&state, &token)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     Ok(Json(SessionResponse {
@@ -56,8 +55,11 @@ pub async fn current(
 pub async fn logout(
     State(state): State<AppState>,
     PresentedToken(token): PresentedToken,
-) -> Result<impl IntoResponse, ApiError> {
-    state.service.logout(&token).await?;
-    let clear = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]))
+) -> Result<Response, ApiError> {
+    flows::logout(&state, &token).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    for clear in cookies::clear_session(state.cookie_secure()) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
+    }
+    Ok(response)
 }

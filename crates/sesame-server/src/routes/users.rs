@@ -1,16 +1,14 @@
 //! `POST /v1/users` and `PUT /v1/users/{user}/password`.
 
-use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
-use crate::openapi::ErrorBody;
-use axum::extract::{ConnectInfo, Path, State};
+use crate::flows::{self, Caller};
+use crate::state::AppState;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sesame_domain::{Password, Username};
-use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -33,19 +31,6 @@ pub struct ChangePasswordRequest {
     pub new_password: String,
 }
 
-pub fn parse_username(raw: &str) -> Result<Username, ApiError> {
-    Username::parse(raw).map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))
-}
-
-fn parse_new_username(raw: &str) -> Result<Username, ApiError> {
-    Username::parse_new(raw).map_err(|e| ApiError::Unprocessable("invalid_user", e.to_string()))
-}
-
-fn parse_password(state: &AppState, raw: &str) -> Result<Password, ApiError> {
-    Password::parse(raw, &state.service.settings().policy)
-        .map_err(|e| ApiError::Unprocessable("invalid_password", e.to_string()))
-}
-
 #[utoipa::path(post, path = "/v1/users", tag = "users", request_body = RegisterRequest, responses(
     (status = 201, description = "registered", body = RegisterResponse),
     (status = 400, description = "malformed JSON", body = ErrorBody),
@@ -57,15 +42,10 @@ fn parse_password(state: &AppState, raw: &str) -> Result<Password, ApiError> {
     (status = 503, description = "overloaded or the primary database is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let username = parse_new_username(&req.user)?;
-    let password = parse_password(&state, &req.password)?;
-    state
-        .service
-        .register(&username, password, Some(peer.ip()))
-        .await?;
+    let username = flows::register(&state, &caller, &req.user, &req.password).await?;
     let location = format!("/v1/users/{username}");
     Ok((
         StatusCode::CREATED,
@@ -89,16 +69,10 @@ pub async fn register(
     (status = 503, description = "overloaded or the primary database is unavailable", body = ErrorBody, headers(("Retry-After" = String, description = "seconds to wait")))))]
 pub async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(user): Path<String>,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let username = parse_username(&user)?;
-    let old = parse_password(&state, &req.old_password)?;
-    let new = parse_password(&state, &req.new_password)?;
-    state
-        .service
-        .change_password(&username, old, new, peer.ip())
-        .await?;
+    flows::change_password(&state, &caller, &user, &req.old_password, &req.new_password).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,33 +1,25 @@
-//! CSRF protection for the page forms, without server-side state and without
-//! a secret shared between replicas.
+//! CSRF protection for the page forms, in two layers, without server-side
+//! state and without a secret shared between replicas.
 //!
-//! * A random 256-bit nonce lives in an `HttpOnly` cookie (`__Host-` prefixed
-//!   when cookies are `Secure`, so a sibling subdomain or a network attacker
-//!   cannot plant one).
-//! * Every form carries a token (field `csrf`): SHA-256 over the nonce **and the session
-//!   cookie**. Before sign-in it is a double-submit token; after sign-in it is
-//!   bound to the session, which no other site can read or set.
-//! * A POST is accepted only if its token equals the one recomputed from the
-//!   cookies it arrived with (compared in constant time), and it is refused
-//!   outright when the browser says it came from another site
-//!   (`Sec-Fetch-Site: cross-site`).
+//! * In front, tower-http's [`CsrfLayer`](tower_http::csrf::CsrfLayer)
+//!   refuses a form post that the browser declares cross-origin
+//!   (`Sec-Fetch-Site`), or, from browsers without that header, whose
+//!   `Origin` is not this host (the router wires it, with the refusal page).
+//! * Behind it, a token. A random 256-bit nonce lives in an `HttpOnly`
+//!   cookie ([`crate::cookies`]); every form carries a token (field `csrf`):
+//!   SHA-256 over the nonce **and the session cookie**. Before sign-in it is
+//!   a double-submit token; after sign-in it is bound to the session, which
+//!   no other site can read or set. A POST is accepted only if its token
+//!   equals the one recomputed from the cookies it arrived with (compared
+//!   in constant time).
 //!
-//! `SameSite=Lax` on the session cookie is a second line, not the defence.
+//! `SameSite=Lax` on the session cookie is a third line, not the defence.
 
-use super::cookies;
+use crate::cookies;
 use axum::http::{HeaderMap, HeaderValue};
 use sesame_domain::SessionToken;
 use sha2::{Digest, Sha256};
-
-/// The nonce cookie's name: `__Host-` prefixed whenever cookies are `Secure`
-/// (browsers accept that prefix only on Secure, host-only, `Path=/` cookies).
-pub fn cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-sesame_csrf"
-    } else {
-        "sesame_csrf"
-    }
-}
+use subtle::ConstantTimeEq;
 
 /// The CSRF state of one request: the nonce it presented, or a new one that
 /// the response must set.
@@ -56,42 +48,28 @@ impl Csrf {
 
     /// The token to put into a form rendered for this request.
     pub fn token(&self, headers: &HeaderMap) -> String {
-        derive(&self.nonce, cookies::session(headers))
+        derive(&self.nonce, cookies::session(headers, self.secure))
     }
 
     /// `Set-Cookie` for a new nonce; `None` when the request already had one.
     pub fn set_cookie(&self) -> Option<HeaderValue> {
-        self.fresh.then(|| {
-            let secure = if self.secure { "; Secure" } else { "" };
-            let value = format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
-                cookie_name(self.secure),
-                self.nonce
-            );
-            HeaderValue::from_str(&value).expect("nonce and attributes are header-safe")
-        })
+        self.fresh
+            .then(|| cookies::set_csrf(&self.nonce, self.secure))
     }
 }
 
-/// Why a form post was refused.
+/// Why a form post's token was refused.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    CrossSite,
     NoCookie,
     BadToken,
 }
 
 /// Checks a posted form's token against the request's cookies.
 pub fn verify(headers: &HeaderMap, secure: bool, posted: &str) -> Result<(), Refusal> {
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    if cross_site {
-        return Err(Refusal::CrossSite);
-    }
     let nonce = presented_nonce(headers, secure).ok_or(Refusal::NoCookie)?;
-    let expected = derive(&nonce, cookies::session(headers));
-    if constant_time_eq(expected.as_bytes(), posted.as_bytes()) {
+    let expected = derive(&nonce, cookies::session(headers, secure));
+    if bool::from(expected.as_bytes().ct_eq(posted.as_bytes())) {
         Ok(())
     } else {
         Err(Refusal::BadToken)
@@ -99,7 +77,7 @@ pub fn verify(headers: &HeaderMap, secure: bool, posted: &str) -> Result<(), Ref
 }
 
 fn presented_nonce(headers: &HeaderMap, secure: bool) -> Option<String> {
-    cookies::get(headers, cookie_name(secure))
+    cookies::get(headers, cookies::csrf_name(secure))
         .and_then(SessionToken::parse)
         .map(|t| t.as_str().to_owned())
 }
@@ -117,10 +95,6 @@ fn derive(nonce: &str, session: Option<&str>) -> String {
         hex.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
     }
     hex
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -142,6 +116,7 @@ mod tests {
         let token = Csrf::for_request(&anon, false).token(&anon);
         assert_eq!(verify(&anon, false, &token), Ok(()));
         assert_eq!(verify(&anon, false, ""), Err(Refusal::BadToken));
+        assert_eq!(verify(&anon, false, &token[..63]), Err(Refusal::BadToken));
         // The same nonce with a session: the anonymous token no longer fits.
         let signed_in = headers(&format!(
             "sesame_csrf={}; sesame_session={}",
@@ -153,9 +128,20 @@ mod tests {
         assert_eq!(verify(&signed_in, false, &bound), Ok(()));
         // Secure mode only believes the __Host- cookie.
         assert_eq!(verify(&anon, true, &token), Err(Refusal::NoCookie));
-        let mut cross = anon.clone();
-        cross.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert_eq!(verify(&cross, false, &token), Err(Refusal::CrossSite));
+        // ... and binds to the __Host- session cookie, or the legacy one.
+        let secure = headers(&format!(
+            "__Host-sesame_csrf={}; __Host-sesame_session={}",
+            nonce.as_str(),
+            session.as_str()
+        ));
+        let legacy = headers(&format!(
+            "__Host-sesame_csrf={}; sesame_session={}",
+            nonce.as_str(),
+            session.as_str()
+        ));
+        let secure_token = Csrf::for_request(&secure, true).token(&secure);
+        assert_eq!(secure_token, bound);
+        assert_eq!(verify(&legacy, true, &secure_token), Ok(()));
     }
 
     #[test]

@@ -2,13 +2,12 @@
 //! or for a page asked for with a method it does not take (405): in the
 //! site's layout, with the pages' security headers. Clients that do not ask
 //! for HTML, and every `/v1/` path, get the JSON error envelope instead
-//! (see `routes::fallback`).
+//! (see `router::fallback`).
 
-use super::render::{self, Page, Var};
+use super::assets::with_page_headers;
+use super::views::{self, Frame, NotFound};
 use axum::http::StatusCode;
 use axum::response::Response;
-
-const TEMPLATE: &str = include_str!("../../assets/not-found.html");
 
 /// The page for `status`: 405, or else 404.
 pub fn page(status: StatusCode) -> Response {
@@ -25,10 +24,9 @@ pub fn page(status: StatusCode) -> Response {
             "There is no page at this address.",
         )
     };
-    let page = Page {
-        title,
-        alert: None,
-        content: render::fill(TEMPLATE, &[("text", Var::Text(text))]),
+    let page = NotFound {
+        frame: Frame { title, alert: None },
+        text,
     };
-    super::with_page_headers(render::html(status, page.html()))
+    with_page_headers(views::html(status, &page))
 }

@@ -1,24 +1,25 @@
-//! The page handlers. Each form post is checked for its CSRF token, then
-//! handed to the JSON API's own handler (same parsing, rate limiting, load
-//! shedding, events and metrics), whose answer becomes a redirect or the
-//! form again with a message.
+//! The page handlers: read the form, check its CSRF token, call the same
+//! flow as the JSON API (same parsing, rate limiting, load shedding, events
+//! and metrics), and answer with a redirect or the form again with a
+//! message.
 
-use super::cookies;
 use super::csrf::{self, Csrf};
-use super::render::{self, Alert, Failure, Page, Var};
-use crate::app::AppState;
+use super::views::{self, Account, Alert, ChangePassword, Frame, Invalid, Message, SignIn, SignUp};
+use crate::cookies;
 use crate::error::ApiError;
-use crate::extract::ApiJson;
-use crate::routes::login::{self, ClientInfo, LoginRequest};
-use crate::routes::users::{self, ChangePasswordRequest, RegisterRequest};
-use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use crate::flows::{self, Caller, ClientLabels, LoginInput};
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 use sesame_domain::{Session, SessionToken};
-use std::net::{IpAddr, SocketAddr};
+use subtle::ConstantTimeEq;
+use tower_http::csrf::ProtectionError;
 
 const WRONG_SIGN_IN: &str = "The user name or password is not correct. Check them and try again.";
 const WRONG_CURRENT: &str = "Your current password is not correct.";
@@ -27,30 +28,41 @@ site, so nothing was done. Please check it and send it again.";
 const BAD_FORM: &str = "The form could not be read. Please try again.";
 const MISMATCH: &str = "The two new passwords do not match.";
 
-/// Marks the field an error is about (the error itself is announced and
-/// focused by the alert).
-const INVALID: &str = r#" aria-invalid="true""#;
-
 /// What to say about a form body that could not be read.
-fn bad_form(rejection: &FormRejection) -> Alert {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+fn bad_form(rejection: &FormRejection) -> Option<Alert> {
+    Some(if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Alert::error("The form is too large to send. Please use shorter entries.")
     } else {
         Alert::error(BAD_FORM)
-    }
-}
-
-fn secure(state: &AppState) -> bool {
-    state.config.cookie_secure
+    })
 }
 
 /// The page as a response, setting the CSRF nonce cookie when it is new.
-fn respond(status: StatusCode, page: &Page<'_>, csrf: &Csrf) -> Response {
-    let mut response = render::html(status, page.html());
+fn respond(status: StatusCode, page: &impl Template, csrf: &Csrf) -> Response {
+    let mut response = views::html(status, page);
     if let Some(cookie) = csrf.set_cookie() {
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response
+}
+
+/// The form again after a failed operation, with the status and
+/// `Retry-After` the API would have answered.
+fn failed(e: &ApiError, page: &impl Template, csrf: &Csrf) -> Response {
+    e.report();
+    let mut response = respond(e.status(), page, csrf);
+    if let Some(secs) = e.retry_after_secs() {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Whether a password and its repetition match, in constant time like
+/// every comparison of a secret here.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// `303 See Other` to `location`, with any cookies given.
@@ -68,27 +80,16 @@ fn see_other(location: &str, cookies: impl IntoIterator<Item = HeaderValue>) -> 
     response
 }
 
-/// Adds the API's `Retry-After` to a page answering a shed or limited post.
-fn with_retry_after(mut response: Response, failure: &Failure) -> Response {
-    if let Some(secs) = failure.retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
-    response
-}
-
 /// The live session named by the session cookie, if any.
 async fn current_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(SessionToken, Session)>, ApiError> {
-    let Some(token) = cookies::session(headers).and_then(SessionToken::parse) else {
+    let presented = cookies::session(headers, state.cookie_secure());
+    let Some(token) = presented.and_then(SessionToken::parse) else {
         return Ok(None);
     };
-    Ok(state
-        .service
-        .session(&token)
+    Ok(flows::session(state, &token)
         .await?
         .map(|session| (token, session)))
 }
@@ -96,15 +97,112 @@ async fn current_session(
 /// Back to sign-in from a page that needs a session: saying so, and making
 /// the browser forget the cookie, when the one it sent has ended.
 fn to_sign_in(state: &AppState, headers: &HeaderMap) -> Response {
-    if cookies::session(headers).is_some() {
-        see_other("/?notice=session_ended", [cookies::clear_session(state)])
+    let secure = state.cookie_secure();
+    if cookies::session(headers, secure).is_some() {
+        see_other("/?notice=session_ended", cookies::clear_session(secure))
     } else {
         see_other("/", [])
     }
 }
 
-async fn failure_of(e: ApiError) -> Failure {
-    Failure::read(e.into_response()).await
+/// A page for when the session store cannot be asked.
+fn unavailable(csrf: &Csrf, e: ApiError) -> Response {
+    tracing::warn!(error = %e, "session lookup for a page failed");
+    let page = Message {
+        frame: Frame {
+            title: "Please try again",
+            alert: Some(Alert::error(
+                "sesame cannot check your session right now. Please try again in a moment.",
+            )),
+        },
+        href: "/account",
+        link: "Try again",
+    };
+    let mut response = respond(StatusCode::SERVICE_UNAVAILABLE, &page, csrf);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+    response
+}
+
+// ---- refused posts -----------------------------------------------------------
+
+/// A refused post to `path` changes nothing (the session cookie included)
+/// and gets its form again, 403, with a fresh token: a person whose form
+/// merely went stale can send it again.
+async fn refused(state: &AppState, path: &str, headers: &HeaderMap, user: &str) -> Response {
+    let csrf = Csrf::for_request(headers, state.cookie_secure());
+    let alert = || Some(Alert::error(EXPIRED_FORM));
+    match path {
+        "/signup" => {
+            let page = sign_up_view(headers, &csrf, user, alert(), Invalid(None));
+            respond(StatusCode::FORBIDDEN, &page, &csrf)
+        }
+        "/password" => match current_session(state, headers).await {
+            Ok(Some((_, session))) => {
+                let page = password_view(headers, &csrf, &session.username, alert(), None);
+                respond(StatusCode::FORBIDDEN, &page, &csrf)
+            }
+            Ok(None) => to_sign_in(state, headers),
+            Err(e) => unavailable(&csrf, e),
+        },
+        "/logout" => match current_session(state, headers).await {
+            Ok(Some((_, session))) => {
+                let page = account_view(headers, &csrf, &session, alert());
+                respond(StatusCode::FORBIDDEN, &page, &csrf)
+            }
+            _ => {
+                let page = sign_in_view(headers, &csrf, "", alert(), false);
+                respond(StatusCode::FORBIDDEN, &page, &csrf)
+            }
+        },
+        _ => {
+            let page = sign_in_view(headers, &csrf, user, alert(), false);
+            respond(StatusCode::FORBIDDEN, &page, &csrf)
+        }
+    }
+}
+
+/// Middleware behind tower-http's CSRF layer: a post it refused as
+/// cross-origin is answered like a post with a bad token.
+pub async fn refuse_cross_origin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let path = request.uri().path().to_owned();
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    match response.extensions().get::<ProtectionError>() {
+        Some(error) => {
+            tracing::info!(%error, path, "form refused: cross-origin");
+            refused(&state, &path, &headers, "").await
+        }
+        None => response,
+    }
+}
+
+/// The token check of every form post; `Err` is the answer.
+async fn check_token(
+    state: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+    posted: &str,
+    user: &str,
+) -> Result<(), Response> {
+    match csrf::verify(headers, state.cookie_secure(), posted) {
+        Ok(()) => Ok(()),
+        Err(refusal) => {
+            tracing::info!(?refusal, path, "form refused: CSRF check failed");
+            Err(refused(state, path, headers, user).await)
+        }
+    }
 }
 
 // ---- sign in -------------------------------------------------------------
@@ -125,26 +223,21 @@ pub struct SignInForm {
     password: String,
 }
 
-fn sign_in_view(
+fn sign_in_view<'a>(
     headers: &HeaderMap,
     csrf: &Csrf,
-    user: &str,
+    user: &'a str,
     alert: Option<Alert>,
     invalid: bool,
-) -> Page<'static> {
-    let attrs = if invalid { INVALID } else { "" };
-    Page {
-        title: "Sign in",
-        alert,
-        content: render::fill(
-            render::SIGN_IN,
-            &[
-                ("csrf", Var::Text(&csrf.token(headers))),
-                ("user", Var::Text(user)),
-                ("user_attrs", Var::Html(attrs)),
-                ("password_attrs", Var::Html(attrs)),
-            ],
-        ),
+) -> SignIn<'a> {
+    SignIn {
+        frame: Frame {
+            title: "Sign in",
+            alert,
+        },
+        csrf: csrf.token(headers),
+        user,
+        invalid,
     }
 }
 
@@ -152,7 +245,7 @@ fn sign_in_view(
 pub async fn sign_in_page(
     State(state): State<AppState>,
     headers: HeaderMap,
-    query: Result<Query<SignInQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<SignInQuery>, QueryRejection>,
 ) -> Response {
     let query = query.map(|Query(q)| q).unwrap_or_default();
     match current_session(&state, &headers).await {
@@ -174,99 +267,55 @@ pub async fn sign_in_page(
         )),
         _ => None,
     };
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let csrf = Csrf::for_request(&headers, state.cookie_secure());
     let user = query.user.as_deref().unwrap_or_default();
     let page = sign_in_view(&headers, &csrf, user, alert, false);
     respond(StatusCode::OK, &page, &csrf)
 }
 
-/// `POST /login`: signs in through `POST /v1/login`'s handler.
+/// `POST /login`: signs in through the login flow (a login event with
+/// `platform: "web"`).
 pub async fn sign_in(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let secure = state.cookie_secure();
+    let csrf = Csrf::for_request(&headers, secure);
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = sign_in_view(&headers, &csrf, "", Some(bad_form(&rejection)), false);
+            let page = sign_in_view(&headers, &csrf, "", bad_form(&rejection), false);
             return respond(rejection.status(), &page, &csrf);
         }
     };
-    if let Err(refusal) = csrf::verify(&headers, secure(&state), &form.csrf) {
-        tracing::info!(?refusal, path = "/login", "form refused: CSRF check failed");
-        let alert = Some(Alert::error(EXPIRED_FORM));
-        let page = sign_in_view(&headers, &csrf, &form.user, alert, false);
-        return respond(StatusCode::FORBIDDEN, &page, &csrf);
+    if let Err(answer) = check_token(&state, "/login", &headers, &form.csrf, &form.user).await {
+        return answer;
     }
-    let request = LoginRequest {
-        timestamp: None,
-        ip: browser_ip(&state, peer.ip(), &headers),
+    let input = LoginInput {
         user: form.user.clone(),
         password: form.password,
-        client: Some(ClientInfo {
-            region: None,
+        client: ClientLabels {
             platform: Some("web".into()),
-            app_version: None,
-        }),
+            ..ClientLabels::default()
+        },
+        ..LoginInput::default()
     };
-    let answer = login::login(
-        State(state.clone()),
-        ConnectInfo(peer),
-        headers.clone(),
-        Ok(ApiJson(request)),
-    )
-    .await;
-    if answer.status().is_success() {
-        // The API handler set the session cookie; keep it, drop the JSON.
-        let set = answer.headers().get_all(header::SET_COOKIE).iter().cloned();
-        return see_other("/account", set.collect::<Vec<_>>());
-    }
-    let failure = Failure::read(answer).await;
-    let invalid = failure.code == "invalid_credentials" || failure.field().is_some();
-    let page = sign_in_view(
-        &headers,
-        &csrf,
-        &form.user,
-        Some(failure.alert(WRONG_SIGN_IN)),
-        invalid,
-    );
-    with_retry_after(respond(failure.status, &page, &csrf), &failure)
-}
-
-/// The browser's address for the login handler's `ip` field: from
-/// `X-Forwarded-For`, only when the connection comes from a trusted proxy
-/// (the handler believes the field only then, too). The nearest address
-/// that is not itself a trusted proxy is the browser's.
-fn browser_ip(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> Option<String> {
-    let trusted = |ip: &IpAddr| {
-        state
-            .config
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(ip))
-    };
-    if !trusted(&peer) {
-        return None;
-    }
-    let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .collect();
-    let mut client = None;
-    for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<IpAddr>() else { break };
-        client = Some(ip);
-        if !trusted(&ip) {
-            break;
+    match flows::login(&state, &caller, Ok(input)).await.result {
+        Ok(signed_in) => {
+            let ttl = state.config.login.session_ttl;
+            let cookie = cookies::set_session(signed_in.token.as_str(), ttl, secure);
+            see_other("/account", [cookie])
+        }
+        Err(e) => {
+            let invalid =
+                matches!(e, ApiError::InvalidCredentials) || views::field_of(&e).is_some();
+            let alert = Some(views::alert_for(&e, WRONG_SIGN_IN));
+            let page = sign_in_view(&headers, &csrf, &form.user, alert, invalid);
+            failed(&e, &page, &csrf)
         }
     }
-    client.map(|ip| ip.to_string())
 }
 
 // ---- create account ------------------------------------------------------
@@ -280,92 +329,65 @@ pub struct SignUpForm {
     confirm: String,
 }
 
-fn sign_up_view(
+fn sign_up_view<'a>(
     headers: &HeaderMap,
     csrf: &Csrf,
-    user: &str,
+    user: &'a str,
     alert: Option<Alert>,
-    field: Option<&str>,
-) -> Page<'static> {
-    let attrs = |name: &str| if field == Some(name) { INVALID } else { "" };
-    Page {
-        title: "Create an account",
-        alert,
-        content: render::fill(
-            render::SIGN_UP,
-            &[
-                ("csrf", Var::Text(&csrf.token(headers))),
-                ("user", Var::Text(user)),
-                ("user_attrs", Var::Html(attrs("user"))),
-                ("password_attrs", Var::Html(attrs("password"))),
-                ("confirm_attrs", Var::Html(attrs("confirm"))),
-            ],
-        ),
+    invalid: Invalid,
+) -> SignUp<'a> {
+    SignUp {
+        frame: Frame {
+            title: "Create an account",
+            alert,
+        },
+        csrf: csrf.token(headers),
+        user,
+        invalid,
     }
 }
 
 /// `GET /signup`.
 pub async fn sign_up_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
-    let page = sign_up_view(&headers, &csrf, "", None, None);
+    let csrf = Csrf::for_request(&headers, state.cookie_secure());
+    let page = sign_up_view(&headers, &csrf, "", None, Invalid(None));
     respond(StatusCode::OK, &page, &csrf)
 }
 
-/// `POST /signup`: registers through `POST /v1/users`'s handler, then on to
-/// the sign-in form.
+/// `POST /signup`: registers through the registration flow, then on to the
+/// sign-in form.
 pub async fn sign_up(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     form: Result<Form<SignUpForm>, FormRejection>,
 ) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let csrf = Csrf::for_request(&headers, state.cookie_secure());
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = sign_up_view(&headers, &csrf, "", Some(bad_form(&rejection)), None);
+            let page = sign_up_view(&headers, &csrf, "", bad_form(&rejection), Invalid(None));
             return respond(rejection.status(), &page, &csrf);
         }
     };
-    if let Err(refusal) = csrf::verify(&headers, secure(&state), &form.csrf) {
-        tracing::info!(
-            ?refusal,
-            path = "/signup",
-            "form refused: CSRF check failed"
-        );
-        let page = sign_up_view(
-            &headers,
-            &csrf,
-            &form.user,
-            Some(Alert::error(EXPIRED_FORM)),
-            None,
-        );
-        return respond(StatusCode::FORBIDDEN, &page, &csrf);
+    if let Err(answer) = check_token(&state, "/signup", &headers, &form.csrf, &form.user).await {
+        return answer;
     }
-    if form.password != form.confirm {
+    if !same_secret(&form.password, &form.confirm) {
         let alert = Some(Alert::error(MISMATCH.replace("new ", "")));
-        let page = sign_up_view(&headers, &csrf, &form.user, alert, Some("confirm"));
+        let page = sign_up_view(&headers, &csrf, &form.user, alert, Invalid(Some("confirm")));
         return respond(StatusCode::UNPROCESSABLE_ENTITY, &page, &csrf);
     }
-    let request = RegisterRequest {
-        user: form.user.clone(),
-        password: form.password,
-    };
-    match users::register(State(state.clone()), ConnectInfo(peer), ApiJson(request)).await {
-        Ok(_) => {
-            let canonical = users::parse_username(&form.user)
-                .map(|u| u.to_string())
-                .unwrap_or_default();
-            see_other(
-                &format!("/?notice=registered&user={}", query_escape(&canonical)),
-                [],
-            )
+    match flows::register(&state, &caller, &form.user, &form.password).await {
+        Ok(canonical) => {
+            let user = query_escape(&canonical.to_string());
+            see_other(&format!("/?notice=registered&user={user}"), [])
         }
         Err(e) => {
-            let failure = failure_of(e).await;
-            let alert = Some(failure.alert(WRONG_SIGN_IN));
-            let page = sign_up_view(&headers, &csrf, &form.user, alert, failure.field());
-            with_retry_after(respond(failure.status, &page, &csrf), &failure)
+            let alert = Some(views::alert_for(&e, WRONG_SIGN_IN));
+            let invalid = Invalid(views::field_of(&e));
+            let page = sign_up_view(&headers, &csrf, &form.user, alert, invalid);
+            failed(&e, &page, &csrf)
         }
     }
 }
@@ -385,60 +407,27 @@ fn query_escape(value: &str) -> String {
 
 // ---- signed in -------------------------------------------------------------
 
-fn account_view(
+fn account_view<'a>(
     headers: &HeaderMap,
     csrf: &Csrf,
-    session: &Session,
+    session: &'a Session,
     alert: Option<Alert>,
-) -> Page<'static> {
-    let expires = session.expires_at;
-    Page {
+) -> Account<'a> {
+    let frame = Frame {
         title: "Your account",
         alert,
-        content: render::fill(
-            render::ACCOUNT,
-            &[
-                ("csrf", Var::Text(&csrf.token(headers))),
-                ("user", Var::Text(&session.username)),
-                (
-                    "expires_iso",
-                    Var::Text(&expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                ),
-                (
-                    "expires",
-                    Var::Text(&expires.format("%Y-%m-%d %H:%M UTC").to_string()),
-                ),
-            ],
-        ),
-    }
-}
-
-/// A page for when the session store cannot be asked.
-fn unavailable(csrf: &Csrf, e: ApiError) -> Response {
-    tracing::warn!(error = %e, "session lookup for a page failed");
-    let page = Page {
-        title: "Please try again",
-        alert: Some(Alert::error(
-            "sesame cannot check your session right now. Please try again in a moment.",
-        )),
-        content: render::fill(
-            render::MESSAGE,
-            &[
-                ("href", Var::Text("/account")),
-                ("link", Var::Text("Try again")),
-            ],
-        ),
     };
-    let mut response = respond(StatusCode::SERVICE_UNAVAILABLE, &page, csrf);
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
-    response
+    Account::new(
+        frame,
+        csrf.token(headers),
+        &session.username,
+        session.expires_at,
+    )
 }
 
 /// `GET /account`: who is signed in, sign-out, and a way to change the password.
 pub async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let csrf = Csrf::for_request(&headers, state.cookie_secure());
     match current_session(&state, &headers).await {
         Ok(Some((_, session))) => {
             let page = account_view(&headers, &csrf, &session, None);
@@ -461,39 +450,29 @@ pub async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let secure = state.cookie_secure();
+    let csrf = Csrf::for_request(&headers, secure);
     let posted = form.map(|Form(f)| f.csrf).unwrap_or_default();
     // The token first: another site must not even make the browser forget
     // its cookie.
-    if let Err(refusal) = csrf::verify(&headers, secure(&state), &posted) {
-        tracing::info!(
-            ?refusal,
-            path = "/logout",
-            "form refused: CSRF check failed"
-        );
-        let alert = Some(Alert::error(EXPIRED_FORM));
-        let page = match current_session(&state, &headers).await {
-            Ok(Some((_, session))) => account_view(&headers, &csrf, &session, alert),
-            _ => sign_in_view(&headers, &csrf, "", alert, false),
-        };
-        return respond(StatusCode::FORBIDDEN, &page, &csrf);
+    if let Err(answer) = check_token(&state, "/logout", &headers, &posted, "").await {
+        return answer;
     }
-    let session = match current_session(&state, &headers).await {
+    let (token, session) = match current_session(&state, &headers).await {
         Ok(Some(session)) => session,
         // Nothing to sign out of; make sure the browser forgets the cookie.
-        Ok(None) => return see_other("/", [cookies::clear_session(&state)]),
+        Ok(None) => return see_other("/", cookies::clear_session(secure)),
         Err(e) => return unavailable(&csrf, e),
     };
-    if let Err(e) = state.service.logout(&session.0).await {
-        let failure = failure_of(e.into()).await;
+    if let Err(e) = flows::logout(&state, &token).await {
         let alert = Alert::error(format!(
             "You could not be signed out: {}",
-            failure.alert("").text
+            views::alert_for(&e, "").text
         ));
-        let page = account_view(&headers, &csrf, &session.1, Some(alert));
-        return with_retry_after(respond(failure.status, &page, &csrf), &failure);
+        let page = account_view(&headers, &csrf, &session, Some(alert));
+        return failed(&e, &page, &csrf);
     }
-    see_other("/?notice=signed_out", [cookies::clear_session(&state)])
+    see_other("/?notice=signed_out", cookies::clear_session(secure))
 }
 
 // ---- password change -------------------------------------------------------
@@ -507,33 +486,27 @@ pub struct PasswordForm {
     confirm: String,
 }
 
-fn password_view(
+fn password_view<'a>(
     headers: &HeaderMap,
     csrf: &Csrf,
-    user: &str,
+    user: &'a str,
     alert: Option<Alert>,
-    field: Option<&str>,
-) -> Page<'static> {
-    let attrs = |name: &str| if field == Some(name) { INVALID } else { "" };
-    Page {
-        title: "Change your password",
-        alert,
-        content: render::fill(
-            render::PASSWORD,
-            &[
-                ("csrf", Var::Text(&csrf.token(headers))),
-                ("user", Var::Text(user)),
-                ("old_attrs", Var::Html(attrs("old"))),
-                ("new_attrs", Var::Html(attrs("new"))),
-                ("confirm_attrs", Var::Html(attrs("confirm"))),
-            ],
-        ),
+    invalid: Option<&'static str>,
+) -> ChangePassword<'a> {
+    ChangePassword {
+        frame: Frame {
+            title: "Change your password",
+            alert,
+        },
+        csrf: csrf.token(headers),
+        user,
+        invalid: Invalid(invalid),
     }
 }
 
 /// `GET /password`.
 pub async fn password_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let csrf = Csrf::for_request(&headers, state.cookie_secure());
     match current_session(&state, &headers).await {
         Ok(Some((_, session))) => {
             let page = password_view(&headers, &csrf, &session.username, None, None);
@@ -544,16 +517,17 @@ pub async fn password_page(State(state): State<AppState>, headers: HeaderMap) ->
     }
 }
 
-/// `POST /password`: changes the signed-in user's password through
-/// `PUT /v1/users/{user}/password`'s handler. Every session of the user is
-/// revoked, this one included, so the browser goes back to sign-in.
+/// `POST /password`: changes the signed-in user's password through the
+/// password-change flow. Every session of the user is revoked, this one
+/// included, so the browser goes back to sign-in.
 pub async fn change_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     headers: HeaderMap,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> Response {
-    let csrf = Csrf::for_request(&headers, secure(&state));
+    let secure = state.cookie_secure();
+    let csrf = Csrf::for_request(&headers, secure);
     let session = match current_session(&state, &headers).await {
         Ok(Some((_, session))) => session,
         Ok(None) => return to_sign_in(&state, &headers),
@@ -563,61 +537,33 @@ pub async fn change_password(
     let Form(form) = match form {
         Ok(form) => form,
         Err(rejection) => {
-            let page = password_view(&headers, &csrf, user, Some(bad_form(&rejection)), None);
+            let page = password_view(&headers, &csrf, user, bad_form(&rejection), None);
             return respond(rejection.status(), &page, &csrf);
         }
     };
-    if let Err(refusal) = csrf::verify(&headers, secure(&state), &form.csrf) {
-        tracing::info!(
-            ?refusal,
-            path = "/password",
-            "form refused: CSRF check failed"
-        );
-        let page = password_view(
-            &headers,
-            &csrf,
-            user,
-            Some(Alert::error(EXPIRED_FORM)),
-            None,
-        );
-        return respond(StatusCode::FORBIDDEN, &page, &csrf);
+    if let Err(answer) = check_token(&state, "/password", &headers, &form.csrf, "").await {
+        return answer;
     }
-    if form.new_password != form.confirm {
-        let page = password_view(
-            &headers,
-            &csrf,
-            user,
-            Some(Alert::error(MISMATCH)),
-            Some("confirm"),
-        );
+    if !same_secret(&form.new_password, &form.confirm) {
+        let alert = Some(Alert::error(MISMATCH));
+        let page = password_view(&headers, &csrf, user, alert, Some("confirm"));
         return respond(StatusCode::UNPROCESSABLE_ENTITY, &page, &csrf);
     }
-    let request = ChangePasswordRequest {
-        old_password: form.old_password,
-        new_password: form.new_password,
-    };
-    match users::change_password(
-        State(state.clone()),
-        ConnectInfo(peer),
-        Path(user.to_owned()),
-        ApiJson(request),
-    )
-    .await
-    {
-        Ok(_) => see_other(
+    let (old, new) = (&form.old_password, &form.new_password);
+    match flows::change_password(&state, &caller, user, old, new).await {
+        Ok(()) => see_other(
             &format!("/?notice=password_changed&user={}", query_escape(user)),
-            [cookies::clear_session(&state)],
+            cookies::clear_session(secure),
         ),
         Err(e) => {
-            let failure = failure_of(e).await;
-            let field = match failure.code.as_str() {
+            let field = match e.code() {
                 "invalid_credentials" => Some("old"),
                 "weak_password" | "invalid_password" => Some("new"),
                 _ => None,
             };
-            let alert = Some(failure.alert(WRONG_CURRENT));
+            let alert = Some(views::alert_for(&e, WRONG_CURRENT));
             let page = password_view(&headers, &csrf, user, alert, field);
-            with_retry_after(respond(failure.status, &page, &csrf), &failure)
+            failed(&e, &page, &csrf)
         }
     }
 }

@@ -23,7 +23,6 @@
 //! once it is dropped unread, hyper closes the connection.
 
 use crate::error::ApiError;
-use crate::routes::MAX_BODY_BYTES;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
@@ -31,6 +30,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::pin::Pin;
 use std::time::Duration;
+
+/// Request bodies are small JSON objects (or forms); anything larger is
+/// refused (413) before it is read into memory or parsed.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
 /// After an early answer, at most this much more of the body is read and
 /// discarded before the connection is closed anyway.
