@@ -79,6 +79,14 @@ class Fleet:
                 return float(line.split("hashes/s")[0].split()[-1])
         raise ProofFailed(f"no rate in calibrate's output: {r.stdout}")
 
+    def saturation(self, raw, seconds=10):
+        """The fleet's capacity: successful logins per second through the
+        balancer when offered more than the raw hash rate (1.5x), measured
+        now. What 70% and 3x of capacity are taken of."""
+        report = client.run_load(self.binary, self.lb, self.load_args(1.5 * raw, seconds, mix="login=100"))
+        ok = outcome(op(report, "login"), "200")
+        return ok["latency"]["count"] / report["elapsed_s"] if ok else 0.0
+
     def load_args(self, rate, seconds, mix="login=80,wrong-password=10,unknown-user=5,session=5", extra=()):
         return ["--rate", f"{rate:.1f}", "--duration", f"{seconds}s", "--arrival", "poisson",
                 "--users", str(USERS), "--password", PASSWORD, "--mix", mix,

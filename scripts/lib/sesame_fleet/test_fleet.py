@@ -85,3 +85,45 @@ class StateTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RulesTest(unittest.TestCase):
+    def test_every_window_is_divided(self):
+        from sesame_fleet import rules
+
+        text = (
+            "      - record: job:x:ratio_rate5m\n"
+            "        expr: sum(rate(a{le=\"0.25\"}[5m])) / sum(rate(a[1h30m])) + max_over_time(b[30m:1m]) offset 2h\n"
+            "        for: 2m\n"
+            "        annotations:\n"
+            "          summary: \"over [1h]\"\n"
+        )
+        out = rules.compress(text, 60)
+        self.assertIn("rate(a{le=\"0.25\"}[5s])", out)
+        self.assertIn("rate(a[1m30s])", out)
+        self.assertIn("max_over_time(b[30s:1s])", out)
+        self.assertIn("offset 2m", out)
+        self.assertIn("for: 2s", out)
+        self.assertIn("job:x:ratio_rate5m", out, "names keep their windows")
+        self.assertIn("over [1h]", out, "prose is left alone")
+
+    def test_refuses_what_it_cannot_read(self):
+        from sesame_fleet import rules
+
+        for bad in ("        for: soon\n", "        expr: rate(a[5q])\n"):
+            with self.subTest(bad), self.assertRaises(rules.RuleError):
+                rules.compress(bad, 60)
+        with self.assertRaises(rules.RuleError):
+            rules.compress("        for: 1ms\n", 60)
+
+    def test_the_shipped_rules_compress_completely(self):
+        import glob
+        import re
+
+        from sesame_fleet import rules
+
+        for path in glob.glob(os.path.join(parts.ROOT, "deploy", "prometheus", "rules", "*.yml")):
+            with open(path) as f:
+                out = rules.compress(f.read(), 60)
+            long_windows = [w for w in re.findall(r"\[([0-9a-z]+)\]", out) if rules.parse_ms(w) > 3 * 3_600_000 / 60 * 24]
+            self.assertEqual(long_windows, [], path)
