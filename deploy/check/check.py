@@ -379,6 +379,68 @@ def check_docker(runtime_user, http_port, config):
             check(str(resolved).startswith(str(ROOT / "crates")), f"{rel(source)}: {include} is inside the Docker build context")
 
 
+STRIP_PREFIX = "bin=target/release/sesame out=/sesame"
+
+
+def strip_step(dockerfile):
+    """The builder's strip step, as the shell runs it: the commands of the RUN
+    that calls objcopy, from `bin=... out=...` on (Docker joins the lines)."""
+    joined = dockerfile.replace("\\\n", "")
+    for line in joined.splitlines():
+        if line.startswith("RUN ") and "objcopy" in line and STRIP_PREFIX in line:
+            return line[line.index(STRIP_PREFIX):]
+    return None
+
+
+def debug_sections(path):
+    """The .debug_* sections of an ELF file, but .debug_gdb_scripts (loaded
+    with the code, so no strip removes it; 34 bytes)."""
+    out = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        return [f"readelf failed: {out.stderr.strip()}"]
+    names = re.findall(r"\]\s+(\.z?debug_\w+)", out.stdout)
+    return [n for n in names if n != ".debug_gdb_scripts"]
+
+
+def check_stripped(sesame):
+    """The image ships a stripped binary: the Dockerfile's own strip step,
+    text taken from the Dockerfile, run on a binary built here (the debug
+    build, which carries full debug information: if the step leaves any, it
+    is there to see), and the runtime stage copies what that step made."""
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    step = strip_step(dockerfile)
+    check(step is not None, f"Dockerfile: the builder strips the binary in a RUN starting `{STRIP_PREFIX}` and calling objcopy")
+    final_stage = dockerfile.split("\nFROM ")[-1]
+    copied = re.search(r"^COPY\s+--from=builder\s+(\S+)\s+/usr/local/bin/sesame\s*$", final_stage, re.M)
+    check(copied is not None and copied.group(1) == "/sesame",
+          f"Dockerfile: the image ships the stripped /sesame, not {copied.group(1) if copied else 'nothing'}")
+    check(re.search(r"^FROM scratch AS debuginfo\n(?:#.*\n)*COPY --from=builder /sesame\.debug ", dockerfile, re.M) is not None,
+          "Dockerfile: a `debuginfo` target exports /sesame.debug for profiling")
+    if step is None:
+        return
+    missing = [tool for tool in ("objcopy", "readelf", "bash") if shutil.which(tool) is None]
+    check(not missing, f"binutils installed to run the Dockerfile's strip step here ({missing or 'ok'})")
+    if missing:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        binary, out = Path(tmp) / "built", Path(tmp) / "sesame"
+        shutil.copy(sesame, binary)
+        command = step.replace(STRIP_PREFIX, f"bin={shlex.quote(str(binary))} out={shlex.quote(str(out))}", 1)
+        ran = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True)
+        said = (ran.stdout + ran.stderr).strip()
+        check(ran.returncode == 0, f"Dockerfile: the strip step leaves no debug sections in the image's binary (run on {sesame}): exit {ran.returncode} {said}")
+        if ran.returncode != 0:
+            return
+        left = debug_sections(out)
+        check(not left, f"Dockerfile: the image's binary has no debug sections after the strip step ({left or 'none'})")
+        kept = debug_sections(Path(f"{out}.debug"))
+        check(".debug_info" in kept, f"Dockerfile: the debug information is kept in sesame.debug ({kept})")
+        version = subprocess.run([str(out), "--version"], capture_output=True, text=True)
+        check(version.returncode == 0 and version.stdout.startswith("sesame "), f"the stripped binary runs: {version.stdout.strip()} {version.stderr.strip()}")
+        size, full = out.stat().st_size, binary.stat().st_size
+        print(f"note: strip step on {sesame}: {full / 2**20:.0f} MiB -> {size / 2**20:.0f} MiB shipped + {Path(f'{out}.debug').stat().st_size / 2**20:.0f} MiB sesame.debug")
+
+
 def check_documented_plan(sesame):
     """The README's capacity section shows `sesame plan` output: it must be today's output."""
     doc = ROOT / "README.md"
@@ -432,6 +494,7 @@ def main():
     check_metric_names(rendered, hpa_metrics - {None})
     check_promql(rendered)
     check_documented_plan(args.sesame)
+    check_stripped(args.sesame)
     if users and ports:
         check_docker(next(iter(users)), next(iter(ports)), configs[0])
 

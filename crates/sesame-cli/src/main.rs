@@ -23,7 +23,11 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sesame: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<commands::UsageError>().is_some() {
+                std::process::ExitCode::from(USAGE_ERROR)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

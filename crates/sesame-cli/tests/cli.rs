@@ -389,3 +389,206 @@ fn a_session_revoked_from_the_command_line_is_refused_at_once() {
     assert_eq!(check(&wren), 200);
     assert!(served.stop().success());
 }
+
+/// The `--hash-m-cost/--hash-t-cost` that `sesame calibrate` recommends.
+fn recommended(calibrate_output: &str) -> (u32, u32) {
+    let line = calibrate_output
+        .lines()
+        .find(|l| l.contains("sesame serve --hash-m-cost"))
+        .unwrap_or_else(|| panic!("no recommendation in {calibrate_output}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let value = |flag: &str| -> u32 {
+        let at = words.iter().position(|w| *w == flag).unwrap();
+        words[at + 1].parse().unwrap()
+    };
+    (value("--hash-m-cost"), value("--hash-t-cost"))
+}
+
+/// OWASP's Argon2id table (p=1): memory in KiB for 1 to 5 passes.
+fn owasp_safe((m_cost, t_cost): (u32, u32)) -> bool {
+    let least = match t_cost {
+        0 => return false,
+        1 => 47_104,
+        2 => 19_456,
+        3 => 12_288,
+        4 => 9_216,
+        _ => 7_168,
+    };
+    m_cost >= least
+}
+
+#[test]
+fn calibrate_never_recommends_less_than_owasp() {
+    // One pass at the OWASP memory, timed here: a target 1.5 times that fits
+    // m=19456 t=1 but not t=2, where calibrate used to answer t=1.
+    let rate = run_ok(
+        sesame().args([
+            "calibrate",
+            "--throughput-threads",
+            "1",
+            "--m-cost",
+            "19456",
+            "--t-cost",
+            "1",
+            "--seconds",
+            "0.5",
+        ]),
+        None,
+    );
+    let per_second: f64 = rate
+        .lines()
+        .find(|l| l.contains("sesame hasher"))
+        .and_then(|l| l.split(": ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rate in {rate}"));
+    let one_pass_ms = 1000.0 / per_second;
+    let between = format!("{}", (one_pass_ms * 1.5).ceil().max(1.0));
+    for target in ["1", "25", &between] {
+        let out = run_ok(
+            sesame().args(["calibrate", "--target-ms", target, "--samples", "3"]),
+            None,
+        );
+        let params = recommended(&out);
+        assert!(
+            owasp_safe(params),
+            "--target-ms {target} recommended {params:?}, below OWASP:\n{out}"
+        );
+    }
+    // No safe configuration takes 1 ms: the minimum, and a warning saying so
+    // and what the minimum costs here.
+    let out = run_ok(
+        sesame().args(["calibrate", "--target-ms", "1", "--samples", "1"]),
+        None,
+    );
+    assert_eq!(recommended(&out), (19_456, 2), "{out}");
+    assert!(
+        out.contains("1 ms target cannot be met with a safe configuration"),
+        "{out}"
+    );
+    assert!(out.contains("ms per hash here"), "{out}");
+}
+
+#[test]
+fn user_add_and_passwd_without_a_terminal_say_what_they_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db(dir.path());
+    for command in ["add", "passwd"] {
+        // A new session has no controlling terminal, as under cron, CI or
+        // `kubectl exec` without -t (where `setsid` is missing, the test
+        // runner is assumed to have none either).
+        let setsid = Command::new("setsid").arg("--version").output().is_ok();
+        let mut cmd = if setsid {
+            let mut cmd = Command::new("setsid");
+            cmd.arg("--wait").arg(env!("CARGO_BIN_EXE_sesame"));
+            cmd
+        } else {
+            Command::new(env!("CARGO_BIN_EXE_sesame"))
+        };
+        let out = cmd
+            .env_remove("SESAME_DATABASE_URL")
+            .args(["user", command, "someone", "--database", &db])
+            .args(CHEAP)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "user {command}: {stderr}");
+        assert!(
+            stderr.contains("needs a terminal") && stderr.contains("--password-stdin"),
+            "user {command}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("ops.db").exists(),
+            "user {command}: a usage error opens no database"
+        );
+    }
+}
+
+#[test]
+fn diagnostics_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        sesame().env_remove("NO_COLOR").args([
+            "--log",
+            "debug",
+            "migrate",
+            "--database",
+            &db(dir.path()),
+        ]),
+        None,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG"),
+        "no diagnostics to check: {stderr}"
+    );
+    assert!(
+        !stderr.contains("\x1b["),
+        "colour codes in a pipe: {stderr}"
+    );
+}
+
+#[test]
+fn the_readme_lists_every_serve_flag_with_its_default() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    // The table under "### Run": its `| flag | default | what |` rows.
+    let run = readme
+        .split("\n### Run\n")
+        .nth(1)
+        .expect("a ### Run section");
+    let rows: Vec<&str> = run
+        .split("\n### ")
+        .next()
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .collect();
+    assert!(!rows.is_empty(), "no flag table under ### Run");
+    let help = run_ok(sesame().args(["serve", "--help"]), None);
+    let named = |row: &str, flag: &str| {
+        row.match_indices(flag).any(|(at, _)| {
+            let next = row[at + flag.len()..].chars().next();
+            !matches!(next, Some(c) if c.is_ascii_alphanumeric() || c == '-')
+        })
+    };
+    let mut missing = Vec::new();
+    for (at, line) in help.lines().enumerate() {
+        let Some(flag) = line
+            .split_whitespace()
+            .next()
+            .filter(|w| w.starts_with("--") && *w != "--help")
+        else {
+            continue;
+        };
+        let Some(row) = rows.iter().find(|r| named(r, flag)) else {
+            missing.push(flag.to_owned());
+            continue;
+        };
+        // clap shows [default: X] on the flag's lines, before the next flag.
+        let block: String = help
+            .lines()
+            .skip(at)
+            .take_while(|l| *l == line || !l.trim_start().starts_with('-'))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some(default) = block
+            .split("[default: ")
+            .nth(1)
+            .and_then(|d| d.split(']').next())
+        {
+            let cell = row.split('|').nth(2).unwrap_or_default();
+            assert!(
+                cell.contains(default),
+                "README gives {flag} the default {cell:?}; `sesame serve --help` says {default}"
+            );
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "flags of `sesame serve --help` missing from the README's table: {missing:?}"
+    );
+}

@@ -70,11 +70,27 @@ pub enum Command {
     Load(sesame_load::LoadArgs),
 }
 
+/// A command line that cannot work as given, found after parsing: exits 64
+/// (EX_USAGE) like clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 pub fn init_tracing(args: &LogArgs) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(&args.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only for a person at a terminal: not in files, pipes or log shippers.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),

@@ -1,4 +1,5 @@
 use super::shared::{runtime, HashArgs, StorageArgs};
+use super::UsageError;
 use anyhow::{bail, Context};
 use sesame_domain::{
     HashPool, LoginService, LoginSettings, Password, PasswordHasher, SystemClock, Username,
@@ -46,12 +47,14 @@ pub fn run(cmd: UserCommand) -> anyhow::Result<ExitCode> {
         match cmd {
             UserCommand::Add(args) => {
                 Username::parse_new(&args.user)?; // new names may not mix scripts
+                can_read_password(&args, "add")?;
                 let (service, user) = service(&args).await?;
                 let password = read_password(&args)?;
                 service.register(&user, password, None).await?;
                 println!("created {user}");
             }
             UserCommand::Passwd(args) => {
+                can_read_password(&args, "passwd")?;
                 let (service, user) = service(&args).await?;
                 let password = read_password(&args)?;
                 service
@@ -113,6 +116,29 @@ async fn service(args: &UserArgs) -> anyhow::Result<(LoginService, Username)> {
         settings,
     )?;
     Ok((service, user))
+}
+
+/// Without --password-stdin the password is prompted for on the
+/// controlling terminal (/dev/tty, whatever stdin is). Checked before the
+/// database is opened: without a terminal that is a usage error, said as one,
+/// not the bare ENXIO of opening /dev/tty.
+fn can_read_password(args: &UserArgs, command: &str) -> anyhow::Result<()> {
+    if args.password_stdin {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+    {
+        Ok(_) => Ok(()),
+        Err(e) => Err(UsageError(format!(
+            "`sesame user {command}` needs a terminal to prompt for the password, \
+             or --password-stdin to read it from the first line of stdin \
+             (no terminal here: /dev/tty: {e})"
+        ))
+        .into()),
+    }
 }
 
 fn read_password(args: &UserArgs) -> anyhow::Result<Password> {
