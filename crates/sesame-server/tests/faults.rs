@@ -14,18 +14,13 @@
 //! coming back; and no registration that was acknowledged (201) is missing
 //! from the primary at the end.
 
-#[path = "../../sesame-storage/tests/support/mod.rs"]
-mod db;
-mod support;
-
 use chrono::{DateTime, Utc};
-use db::{PrivateRedis, Topology};
 use serde_json::Value;
+use sesame_testkit::{free_port, require, sesame_binary, PrivateRedis, Topology};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, sesame_binary};
 
 /// Argon2id cheap enough for two cores shared with two MariaDBs and Redis.
 const HASH: [&str; 6] = [

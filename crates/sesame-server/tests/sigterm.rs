@@ -5,14 +5,12 @@
 
 use reqwest::Client;
 use serde_json::json;
+use sesame_testkit::{free_port, sesame_binary};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
-
-mod support;
-use support::{free_port, sesame_binary};
 
 /// `sesame serve` with OWASP-cost hashing (so that logins are in flight for
 /// a while), no shedding and no rate limits.

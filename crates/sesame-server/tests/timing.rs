@@ -5,16 +5,11 @@
 //! order so that drift (other processes, CPU frequency) hits both alike,
 //! then a two-sample Kolmogorov-Smirnov test over the latencies.
 
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::json;
-use sesame_domain::{HashParams, LimitSettings, LoginSettings, SystemClock};
-use sesame_server::{App, ServerConfig};
-use sesame_storage::StorageConfig;
-
-mod support;
-use std::sync::Arc;
+use sesame_domain::{HashParams, LimitSettings};
+use sesame_testkit::{Backend, TestServer};
 use std::time::{Duration, Instant};
-use support::Served;
 
 /// Samples per kind (the issue asks for at least 200).
 const SAMPLES: usize = 300;
@@ -28,36 +23,18 @@ const TIMING_HASH: HashParams = HashParams {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_user_and_wrong_password_take_the_same_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        hash_params: TIMING_HASH,
-        hash_workers: 1,
-        login: LoginSettings {
-            latency_budget: Duration::from_secs(10),
-            limits: LimitSettings::unlimited(),
-            ..LoginSettings::default()
-        },
-        cookie_secure: false,
-        event_log: Some(dir.path().join("events.jsonl")),
-        ..ServerConfig::default()
-    };
-    let stores = sesame_storage::open(&StorageConfig {
-        database_url: format!("sqlite:{}", dir.path().join("sesame.db").display()),
-        ..StorageConfig::default()
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
+        c.hash_params = TIMING_HASH;
+        c.hash_workers = 1;
+        c.login.latency_budget = Duration::from_secs(10);
+        c.login.limits = LimitSettings::unlimited();
     })
-    .await
-    .unwrap();
-    let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
-    let served = Served::start(app).await;
-    let base = served.base();
-    let http = Client::new();
-    let r = http
-        .post(format!("{base}/v1/users"))
-        .json(&json!({"user": "existing-user", "password": "the-real-password-42"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    .await;
+    let base = server.base.clone();
+    let http = server.http.clone();
+    server
+        .registered("existing-user", "the-real-password-42")
+        .await;
 
     let attempt = |user: String| {
         let http = http.clone();
@@ -91,15 +68,13 @@ async fn unknown_user_and_wrong_password_take_the_same_time() {
             wrong.push(b);
         }
     }
-    served.stop().await;
+    let events = server.stop().await;
 
     // The server's own stage timings, to say where a difference comes from.
     let mut stages = String::new();
-    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
     let events: Vec<serde_json::Value> = events
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .filter(|e: &serde_json::Value| e["outcome"] == "invalid_credentials")
+        .into_iter()
+        .filter(|e| e["outcome"] == "invalid_credentials")
         .collect();
     for stage in ["total_ms", "queue_ms", "hash_ms", "db_ms", "session_ms"] {
         let of = |known: bool| -> Vec<f64> {

@@ -35,14 +35,10 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// A short name for logs and `/readyz`: `sqlite`, `mysql`.
     pub backend: &'static str,
-    /// Shared rate-limit state, when a Redis is configured.
-    pub rate_limiter: Option<RedisRateLimiter>,
-    /// The same as the domain's limit store, falling back to in-process
+    /// Rate-limit state shared through Redis, falling back to in-process
     /// limits while Redis is down: hand it to `LoginLimiter::new`. `None`
     /// without Redis (use `InMemoryLimits`).
     pub limits: Option<Arc<dyn sesame_domain::LimitStore>>,
-    /// The MySQL topology (replica lag, primary health), when in use.
-    pub mysql: Option<MySqlStore>,
 }
 
 /// How to open the stores.
@@ -156,10 +152,11 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         ),
         None => None,
     };
-    let rate_limiter = redis.clone().map(RedisRateLimiter::new);
-    let limits = rate_limiter
-        .clone()
-        .map(|r| Arc::new(SharedLimits::new(r)) as Arc<dyn sesame_domain::LimitStore>);
+    let limits = redis.clone().map(|r| {
+        Arc::new(SharedLimits::new(RedisRateLimiter::new(r))) as Arc<dyn sesame_domain::LimitStore>
+    });
+    // The tests' `sesame_testkit::MySqlStack` wires a MySQL backend the same
+    // way, keeping the `MySqlStore` in hand: keep the two alike.
     if config.is_mysql() {
         let settings = config.mysql_settings();
         let markers: Arc<dyn RecentWrites> = match &redis {
@@ -180,12 +177,10 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
             None => Arc::new(store.clone()),
         };
         return Ok(Stores {
-            users: Arc::new(store.clone()),
+            users: Arc::new(store),
             sessions,
             backend: "mysql",
-            rate_limiter,
             limits,
-            mysql: Some(store),
         });
     }
     if !config.replicas.is_empty() {
@@ -206,9 +201,7 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         users: store,
         sessions,
         backend: "sqlite",
-        rate_limiter,
         limits,
-        mysql: None,
     })
 }
 

@@ -3,21 +3,12 @@
 
 use chrono::Utc;
 use sesame_domain::{NewUser, Username};
-use sesame_storage::{StorageConfig, Stores};
-
-async fn stores(dir: &tempfile::TempDir) -> Stores {
-    sesame_storage::open(&StorageConfig {
-        database_url: format!("sqlite:{}", dir.path().join("t.db").display()),
-        ..StorageConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use sesame_testkit::Backend;
 
 #[tokio::test]
 async fn a_password_change_not_a_rehash_outdates_a_login_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
-    let users = stores(&dir).await.users;
+    let db = Backend::Sqlite.database().await;
+    let users = db.stores().await.users;
     let name = Username::parse("erin").unwrap();
     users
         .create(NewUser {

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-mod support;
-use support::{free_port, sesame_binary};
+use sesame_testkit::{free_port, sesame_binary};
 
 struct Sesame {
     child: Child,

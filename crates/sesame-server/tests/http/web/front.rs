@@ -25,7 +25,7 @@ async fn api_login(server: &TestServer, xff: &str, body: Value) -> StatusCode {
 
 #[tokio::test]
 async fn behind_a_balancer_the_api_and_the_pages_count_the_same_client() {
-    let server = TestServer::start_with(behind_balancer).await;
+    let server = TestServer::start_with(Backend::Sqlite, behind_balancer).await;
     let claim =
         |user: &str| json!({"ip": "203.0.113.9", "user": user, "password": "whatever it is"});
     // A browser through the balancer, calling the API itself: its own claim
@@ -88,7 +88,7 @@ async fn behind_a_balancer_the_api_and_the_pages_count_the_same_client() {
 async fn registrations_behind_a_balancer_are_limited_per_browser_not_per_balancer() {
     // One registration per address per hour: the second from a browser is
     // refused, and a different browser is not.
-    let server = TestServer::start_with(|c| {
+    let server = TestServer::start_with(Backend::Sqlite, |c| {
         behind_balancer(c);
         c.login.limits.per_ip = sesame_domain::Rate::per_minute(1.0 / 60.0, 1);
     })
@@ -147,7 +147,7 @@ fn set_cookies(r: &Response) -> Vec<String> {
 
 #[tokio::test]
 async fn the_secure_session_cookie_is_cleared_as_it_was_set() {
-    let server = TestServer::start_with(|c| c.cookie_secure = true).await;
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.cookie_secure = true).await;
     let mut b = Browser::new(&server);
     sign_up(&mut b, "sol", "correct horse battery").await;
     // The API's login sets it, its logout clears it: Secure both times (the
@@ -202,7 +202,7 @@ async fn the_secure_session_cookie_is_cleared_as_it_was_set() {
 
 #[tokio::test]
 async fn a_session_cookie_from_before_the_host_prefix_still_counts() {
-    let server = TestServer::start_with(|c| c.cookie_secure = true).await;
+    let server = TestServer::start_with(Backend::Sqlite, |c| c.cookie_secure = true).await;
     let mut b = Browser::new(&server);
     sign_up(&mut b, "luna", "correct horse battery").await;
     let login = server
@@ -260,7 +260,7 @@ async fn a_session_cookie_from_before_the_host_prefix_still_counts() {
 
 #[tokio::test]
 async fn cross_origin_form_posts_are_refused_and_the_api_is_left_alone() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     sign_up(&mut b, "orion", "correct horse battery").await;
     let token = b.token("/").await;

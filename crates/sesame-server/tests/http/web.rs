@@ -3,89 +3,12 @@
 //! (The full flows in a real browser are in `tests/browser/`.)
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode};
-use sesame_domain::{HashParams, LoginSettings, SystemClock};
-use sesame_server::{App, ServerConfig};
-use sesame_storage::StorageConfig;
-
-#[path = "web/front.rs"]
-mod front;
-mod support;
+use reqwest::{Response, StatusCode};
+use sesame_server::ServerConfig;
+use sesame_testkit::{Backend, TestServer};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-use support::Served;
 
-const CHEAP: HashParams = HashParams {
-    m_cost: 256,
-    t_cost: 1,
-    p_cost: 1,
-};
-
-struct TestServer {
-    base: String,
-    http: Client,
-    dir: tempfile::TempDir,
-    served: Served,
-}
-
-impl TestServer {
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    async fn start_with(adjust: impl FnOnce(&mut ServerConfig)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig {
-            hash_params: CHEAP,
-            hash_workers: 2,
-            login: LoginSettings {
-                latency_budget: Duration::from_secs(5),
-                ..LoginSettings::default()
-            },
-            event_log: Some(dir.path().join("events.jsonl")),
-            cookie_secure: false,
-            instance: "web-1".into(),
-            ..ServerConfig::default()
-        };
-        adjust(&mut config);
-        let stores = sesame_storage::open(&StorageConfig {
-            database_url: format!("sqlite:{}", dir.path().join("sesame.db").display()),
-            ..StorageConfig::default()
-        })
-        .await
-        .unwrap();
-        let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
-        let served = Served::start(app).await;
-        let base = served.base();
-        let http = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        Self {
-            base,
-            http,
-            dir,
-            served,
-        }
-    }
-
-    async fn stop(self) {
-        self.served.stop().await;
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn events(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("events.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
+mod front;
 
 /// A minimal browser: a cookie jar (name -> value) and the last form token.
 struct Browser<'s> {
@@ -208,7 +131,7 @@ async fn sign_in(b: &mut Browser<'_>, user: &str, password: &str) -> Response {
 
 #[tokio::test]
 async fn pages_and_assets_carry_the_security_headers() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     for path in ["/", "/signup", "/assets/sesame.js", "/assets/sesame.css"] {
         let r = b.get(path).await;
@@ -249,7 +172,7 @@ async fn pages_and_assets_carry_the_security_headers() {
 
 #[tokio::test]
 async fn the_csrf_cookie_is_httponly_and_host_prefixed_when_secure() {
-    let plain = TestServer::start().await;
+    let plain = TestServer::start(Backend::Sqlite).await;
     let r = Browser::new(&plain).get("/").await;
     let cookie = header(&r, "set-cookie");
     assert!(cookie.starts_with("sesame_csrf="), "{cookie}");
@@ -257,7 +180,7 @@ async fn the_csrf_cookie_is_httponly_and_host_prefixed_when_secure() {
     assert!(!cookie.contains("Secure"), "{cookie}");
     plain.stop().await;
 
-    let secure = TestServer::start_with(|c| c.cookie_secure = true).await;
+    let secure = TestServer::start_with(Backend::Sqlite, |c| c.cookie_secure = true).await;
     let mut b = Browser::new(&secure);
     let r = b.get("/").await;
     let cookie = header(&r, "set-cookie");
@@ -280,7 +203,7 @@ async fn the_csrf_cookie_is_httponly_and_host_prefixed_when_secure() {
 
 #[tokio::test]
 async fn form_posts_without_a_valid_token_are_refused() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     sign_up(&mut b, "carol", "correct horse battery").await;
     let token = b.token("/").await;
@@ -358,7 +281,7 @@ async fn form_posts_without_a_valid_token_are_refused() {
 
 #[tokio::test]
 async fn sign_up_sign_in_account_sign_out() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     assert_eq!(b.get("/account").await.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&b.get("/login").await), "/");
@@ -470,7 +393,7 @@ async fn sign_up_sign_in_account_sign_out() {
 
 #[tokio::test]
 async fn password_change_signs_out_everywhere() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     sign_up(&mut b, "erin", "correct horse battery").await;
     assert_eq!(
@@ -547,16 +470,7 @@ async fn password_change_signs_out_everywhere() {
 
 #[tokio::test]
 async fn overload_says_try_again_with_the_wait() {
-    // As in the API suite: one worker, a budget below one hash.
-    let server = TestServer::start_with(|c| {
-        c.hash_workers = 1;
-        c.hash_params = HashParams {
-            m_cost: 65_536,
-            ..CHEAP
-        };
-        c.login.latency_budget = Duration::from_micros(1);
-    })
-    .await;
+    let server = TestServer::start_with(Backend::Sqlite, crate::overloaded).await;
     let mut b = Browser::new(&server);
     let r = sign_in(&mut b, "frank", "whatever it is").await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -576,7 +490,7 @@ async fn overload_says_try_again_with_the_wait() {
 #[tokio::test]
 async fn the_browser_address_comes_from_a_trusted_proxy_only() {
     for (trusted, expected) in [(true, "203.0.113.9"), (false, "127.0.0.1")] {
-        let server = TestServer::start_with(|c| {
+        let server = TestServer::start_with(Backend::Sqlite, |c| {
             if trusted {
                 c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
             }
@@ -602,7 +516,7 @@ async fn the_browser_address_comes_from_a_trusted_proxy_only() {
 
 #[tokio::test]
 async fn an_oversized_form_is_refused_with_a_message() {
-    let server = TestServer::start().await;
+    let server = TestServer::start(Backend::Sqlite).await;
     let mut b = Browser::new(&server);
     let token = b.token("/").await;
     let huge = "x".repeat(10_000);

@@ -6,18 +6,14 @@
 //! the document's table instead of failing.
 
 use chrono::{TimeZone, Utc};
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{json, Value};
-use sesame_domain::{HashParams, LimitSettings, LoginSettings, ManualClock};
-use sesame_server::{App, ServerConfig};
-use sesame_storage::StorageConfig;
-
-mod support;
+use sesame_domain::{LimitSettings, ManualClock};
+use sesame_testkit::{Backend, Database, TestServer};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use support::Served;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CATALOGUE: &str = "tests/data/bad_inputs.json";
@@ -82,7 +78,7 @@ fn is_page(expect: &Value) -> bool {
 
 /// The value of header `name` in `text` (the response's header lines, as
 /// `send` returns them).
-fn header_in<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+pub(crate) fn header_in<'t>(text: &'t str, name: &str) -> Option<&'t str> {
     text.split("\r\n\r\n")
         .next()
         .unwrap_or_default()
@@ -139,7 +135,7 @@ fn the_document_is_the_catalogue() {
         }
         panic!(
             "docs/bad-inputs.md is not the table generated from {CATALOGUE}; \
-             run `SESAME_BLESS=1 cargo test -p sesame-server --test bad_inputs` and commit"
+             run `SESAME_BLESS=1 cargo test -p sesame-server --test http bad_inputs` and commit"
         );
     }
     // Ids are unique, every case has an expectation.
@@ -152,56 +148,37 @@ fn the_document_is_the_catalogue() {
     }
 }
 
-struct Server {
-    base: String,
-    addr: std::net::SocketAddr,
-    http: Client,
-    events: PathBuf,
-    served: Served,
+/// A fresh server (SQLite, a manual clock, no rate limits) with the
+/// catalogue's fixtures: two users; sessions expired, logged out and live,
+/// named by the placeholders `$EXPIRED`, `$LOGGED_OUT`, `$TOKEN`.
+pub(crate) struct Server {
+    server: TestServer,
     vars: BTreeMap<String, String>,
-    _dir: tempfile::TempDir,
+    _db: Database,
 }
 
-const CHEAP: HashParams = HashParams {
-    m_cost: 256,
-    t_cost: 1,
-    p_cost: 1,
-};
+impl std::ops::Deref for Server {
+    type Target = TestServer;
 
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let config = ServerConfig {
-        hash_params: CHEAP,
-        hash_workers: 2,
-        login: LoginSettings {
-            latency_budget: Duration::from_secs(10),
-            limits: LimitSettings::unlimited(),
-            ..LoginSettings::default()
-        },
-        event_log: Some(events.clone()),
-        cookie_secure: false,
-        ..ServerConfig::default()
-    };
-    let stores = sesame_storage::open(&StorageConfig {
-        database_url: format!("sqlite:{}", dir.path().join("sesame.db").display()),
-        ..StorageConfig::default()
-    })
-    .await
-    .unwrap();
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+pub(crate) async fn start() -> Server {
+    let db = Backend::Sqlite.database().await;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap(),
     ));
-    let app = App::build(config, stores, clock.clone()).unwrap();
-    let served = Served::start(app).await;
+    let server = TestServer::serve_with_clock(db.stores().await, clock.clone(), |c| {
+        c.login.latency_budget = Duration::from_secs(10);
+        c.login.limits = LimitSettings::unlimited();
+    })
+    .await;
     let mut server = Server {
-        base: served.base(),
-        addr: served.addr,
-        http: Client::new(),
-        events,
-        served,
+        server,
         vars: BTreeMap::new(),
-        _dir: dir,
+        _db: db,
     };
     // Fixtures: two users; sessions expired, logged out and live.
     for (user, password) in [
@@ -221,13 +198,7 @@ async fn start() -> Server {
     clock.advance(chrono::Duration::hours(11));
     let live = server.login().await;
     let logged_out = server.login().await;
-    let r = server
-        .http
-        .delete(format!("{}/v1/session", server.base))
-        .bearer_auth(&logged_out)
-        .send()
-        .await
-        .unwrap();
+    let r = server.logout(&logged_out).await;
     assert_eq!(r.status(), 204);
     clock.advance(chrono::Duration::hours(2));
     server
@@ -240,7 +211,12 @@ async fn start() -> Server {
 }
 
 impl Server {
-    async fn json(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
+    /// Stops the server; the event log as written.
+    pub(crate) async fn stop_raw(self) -> String {
+        self.server.stop_raw().await
+    }
+
+    pub(crate) async fn json(&self, method: Method, path: &str, body: Value) -> (u16, Value) {
         let r = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -476,10 +452,9 @@ async fn every_bad_input_gets_its_answer() {
                 ));
             }
         }
-        let Server { served, events, .. } = server;
-        served.stop().await;
+        let events = server.stop_raw().await;
         // Whatever came in, the event log stays one JSON object per line.
-        for line in std::fs::read_to_string(&events).unwrap_or_default().lines() {
+        for line in events.lines() {
             let event: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{id}: event log line is not JSON ({e}): {line}"));
             assert!(event["outcome"].is_string(), "{id}: {line}");
@@ -492,272 +467,4 @@ async fn every_bad_input_gets_its_answer() {
         failures.len(),
         failures.join("\n")
     );
-}
-
-// ---- oversized bodies on the wire ---------------------------------------
-//
-// reqwest can hide how a connection ended, so these speak HTTP over a raw
-// socket: the client sends its whole body, as a naive client does, and only
-// then reads. Answering 413 and closing while it still sends would reset
-// the connection and lose the answer; sesame reads and discards the rest
-// (lingering close), within 64 MiB and 10 s.
-
-/// What sesame reads and discards after an early answer, at most: so many
-/// bytes, for so long.
-const LINGER_BYTES: usize = 64 * 1024 * 1024;
-const LINGER_TIME: Duration = Duration::from_secs(10);
-
-const MIB: usize = 1024 * 1024;
-
-/// Sends `head` and `body` in full, then reads the answer to the end.
-async fn send_all(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> Result<String, String> {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(head.as_bytes())
-        .await
-        .map_err(|e| format!("sending the head: {e}"))?;
-    conn.write_all(body)
-        .await
-        .map_err(|e| format!("sending the body: {e}"))?;
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut response))
-        .await
-        .map_err(|_| "no end of the answer in 30 s".to_owned())?
-        .map_err(|e| {
-            let got = String::from_utf8_lossy(&response).into_owned();
-            format!("reading the answer: {e} (after {got:?})")
-        })?;
-    Ok(String::from_utf8_lossy(&response).into_owned())
-}
-
-/// `body` as chunks of at most 64 KiB, with the last chunk.
-fn chunked(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 1000 + 16);
-    for chunk in body.chunks(64 * 1024) {
-        out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        out.extend_from_slice(chunk);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"0\r\n\r\n");
-    out
-}
-
-/// A 413 with `Connection: close`, and the envelope when `json`.
-fn check_413(response: &str, json: bool) -> Result<(), String> {
-    let shown: String = response.chars().take(300).collect();
-    if !response.starts_with("HTTP/1.1 413 ") {
-        return Err(format!("not a 413: {shown:?}"));
-    }
-    if !header_in(response, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
-        return Err(format!("no Connection: close: {shown:?}"));
-    }
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    if json {
-        let value: Value = serde_json::from_str(body).unwrap_or_default();
-        if value["error"]["code"] != "payload_too_large" {
-            return Err(format!("no payload_too_large envelope: {shown:?}"));
-        }
-    } else if !body.contains("too large") {
-        return Err(format!("no message in the page: {shown:?}"));
-    }
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oversized_bodies_get_their_413_not_a_reset() {
-    let server = start().await;
-    let mut failures = Vec::new();
-    let login = |length: &str| {
-        format!(
-            "POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{length}\r\n"
-        )
-    };
-    // The body: a login whose password is the rest.
-    let body = |size: usize| {
-        let mut body = b"{\"user\":\"alice\",\"password\":\"".to_vec();
-        body.resize(size - 2, b'a');
-        body.extend_from_slice(b"\"}");
-        body
-    };
-    // (tries, size, chunked): before the lingering close, 1 MB got a reset
-    // about 1 time in 40, 8 MB every time.
-    for (tries, size, is_chunked) in [
-        (20, MIB, false),
-        (5, 8 * MIB, false),
-        (2, LINGER_BYTES, false),
-        (5, MIB, true),
-        (3, 8 * MIB, true),
-    ] {
-        let body = body(size);
-        for i in 0..tries {
-            let (head, sent) = if is_chunked {
-                (login("Transfer-Encoding: chunked\r\n"), chunked(&body))
-            } else {
-                (login(&format!("Content-Length: {size}\r\n")), body.clone())
-            };
-            let outcome = send_all(server.addr, &head, &sent)
-                .await
-                .and_then(|r| check_413(&r, true));
-            if let Err(e) = outcome {
-                failures.push(format!(
-                    "{} MiB{} (try {i}): {e}",
-                    size / MIB,
-                    if is_chunked { " chunked" } else { "" }
-                ));
-            }
-        }
-    }
-    // The sign-in form gets its page (413, "too large"), the same way.
-    let form = format!("csrf=x&user=alice&password={}", "a".repeat(8 * MIB));
-    let head = format!(
-        "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
-         Content-Length: {}\r\n\r\n",
-        form.len()
-    );
-    if let Err(e) = send_all(server.addr, &head, form.as_bytes())
-        .await
-        .and_then(|r| check_413(&r, false))
-    {
-        failures.push(format!("8 MiB form: {e}"));
-    }
-    // And the server still serves.
-    let (status, _) = server
-        .json(
-            Method::POST,
-            "/v1/login",
-            json!({"user": "alice", "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    server.served.stop().await;
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_never_ending_chunked_body_gets_413_then_is_cut_off() {
-    let server = start().await;
-    let conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut from_server, mut to_server) = conn.into_split();
-    // Read the answer while sending.
-    let reader = tokio::spawn(async move {
-        let mut response = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            match from_server.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => response.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&response).into_owned()
-    });
-    to_server
-        .write_all(
-            b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-              Transfer-Encoding: chunked\r\n\r\n",
-        )
-        .await
-        .unwrap();
-    let chunk = format!("10000\r\n{}\r\n", "a".repeat(0x10000));
-    let started = std::time::Instant::now();
-    let mut sent = 0usize;
-    // Sends until the server stops reading and the connection breaks.
-    let sending = tokio::time::timeout(Duration::from_secs(60), async {
-        while to_server.write_all(chunk.as_bytes()).await.is_ok() {
-            sent += 0x10000;
-        }
-    })
-    .await;
-    let elapsed = started.elapsed();
-    assert!(
-        sending.is_ok(),
-        "the server still reads after 60 s and {} MiB",
-        sent / MIB
-    );
-    let response = tokio::time::timeout(Duration::from_secs(10), reader)
-        .await
-        .expect("the connection ends")
-        .unwrap();
-    eprintln!("sent {} MiB in {elapsed:?}", sent / MIB);
-    // Read (and discarded) up to a bound, 64 MiB or 10 s, not cut off at
-    // once; and cut off there (give or take what the socket buffers hold).
-    assert!(
-        sent >= LINGER_BYTES || elapsed >= LINGER_TIME,
-        "cut off after {} MiB in {elapsed:?}, before either bound",
-        sent / MIB
-    );
-    assert!(
-        sent < LINGER_BYTES + 32 * MIB && elapsed < LINGER_TIME + Duration::from_secs(10),
-        "sent {} MiB in {elapsed:?}",
-        sent / MIB
-    );
-    check_413(&response, true).unwrap();
-    server.served.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_waiting_for_100_continue_gets_the_413_instead() {
-    let server = start().await;
-    let mut conn = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    conn.write_all(
-        b"POST /v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 8388608\r\nExpect: 100-continue\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    // Not a byte of the body is sent: refused on Content-Length, without
-    // inviting the body with `100 Continue`, and the connection ends.
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut response))
-        .await
-        .expect("answered and closed without the body")
-        .unwrap();
-    check_413(&String::from_utf8_lossy(&response), true).unwrap();
-    server.served.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_paths_share_one_metric_label() {
-    let server = start().await;
-    for i in 0..20 {
-        for path in [format!("/v1/nope-{i}"), format!("/nope-{i}/x")] {
-            let r = server
-                .http
-                .get(format!("{}{path}", server.base))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 404);
-        }
-    }
-    let r = server
-        .http
-        .get(format!("{}/v1/login", server.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 405);
-    let metrics = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let requests: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("sesame_http_requests_total{"))
-        .collect();
-    assert!(
-        !metrics.contains("nope-"),
-        "a label value per path: {requests:#?}"
-    );
-    let has = |route: &str, status: &str| {
-        requests.iter().any(|l| {
-            l.contains(&format!("route=\"{route}\"")) && l.contains(&format!("status=\"{status}\""))
-        })
-    };
-    assert!(has("unmatched", "404"), "404s not counted: {requests:#?}");
-    assert!(has("/v1/login", "405"), "405s not counted: {requests:#?}");
-    server.served.stop().await;
 }

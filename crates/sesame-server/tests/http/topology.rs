@@ -1,237 +1,44 @@
-//! The HTTP API on the production storage: a MariaDB primary with a replica
-//! (real binlog replication) and Redis for sessions and recent-write
-//! markers, all real servers started by the storage crate's test support.
-//!
-//! 1. Every case of tests/api.rs runs here unchanged: that file is included
-//!    as a module and opens its stores through `crate::test_stores`, which
-//!    this file defines for MySQL + replica + Redis.
-//! 2. The cases only this backend has: read-your-writes through a replica
-//!    seconds behind, the primary crashing and hanging (logins go on from
-//!    the replica; registration and password change answer 503
-//!    `unavailable` within a second; recovery without restarting sesame),
-//!    and Redis going away and coming back.
+//! The cases only the production backend has: a MariaDB primary with a
+//! replica (real binlog replication) and Redis for sessions and
+//! recent-write markers. Read-your-writes through a replica seconds
+//! behind; the primary crashing and hanging (logins go on from the
+//! replica; registration and password change answer 503 `unavailable`
+//! within a second; recovery without restarting sesame); Redis going away
+//! and coming back.
 
-#[path = "../../sesame-storage/tests/support/mod.rs"]
-mod support;
-
-#[path = "api.rs"]
-mod api;
-
-use reqwest::{Client, StatusCode};
-use serde_json::{json, Value};
-use sesame_domain::{HashParams, LoginSettings, SystemClock};
-use sesame_server::{App, ServerConfig};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sesame_domain::LoginSettings;
 use sesame_storage::{StorageConfig, Stores};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use sesame_testkit::{
+    error_code, eventually, mariadb, mysql_config, mysql_settings, redis, require, session_token,
+    MySqlStack, PrivateRedis, TestServer, Topology, LAG_S,
+};
 use std::time::{Duration, Instant};
-use support::{MariaDb, PrivateRedis, Topology};
-use tokio::sync::oneshot;
 
-/// Stores for the test database `db_url` names (tests/api.rs makes a fresh
-/// SQLite path per test): here, a schema of its own on the shared MariaDB
-/// primary + replica and a Redis namespace of its own. The same name gives
-/// the same schema, as the same path gives the same SQLite file.
-async fn test_stores(db_url: String) -> Stores {
-    static SCHEMAS: Mutex<Option<HashMap<String, StorageConfig>>> = Mutex::new(None);
-    let topology = support::shared().unwrap_or_else(|e| panic!("MariaDB test servers: {e}"));
-    let redis = support::redis_url().unwrap_or_else(|e| panic!("Redis: {e}"));
-    let existing = SCHEMAS
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .get(&db_url)
-        .cloned();
-    let config = match existing {
-        Some(config) => config,
-        None => {
-            let schema = topology.schema().unwrap();
-            let config = storage_config(
-                &topology.primary,
-                &schema,
-                &[&topology.replica],
-                Some(redis),
-            );
-            sesame_storage::migrate(&config).await.unwrap();
-            SCHEMAS
-                .lock()
-                .unwrap()
-                .get_or_insert_with(HashMap::new)
-                .insert(db_url, config.clone());
-            config
-        }
-    };
-    sesame_storage::open(&config).await.unwrap()
-}
-
-fn storage_config(
-    primary: &MariaDb,
-    schema: &str,
-    replicas: &[&MariaDb],
-    redis: Option<String>,
-) -> StorageConfig {
-    StorageConfig {
-        database_url: primary.url(schema),
-        replicas: replicas.iter().map(|r| r.url(schema)).collect(),
-        cache_url: redis,
-        cache_namespace: support::namespace(),
-        heartbeat_interval: Duration::from_millis(100),
-        ..StorageConfig::default()
-    }
-}
+/// How often `eventually` checks.
+const POLL: Duration = Duration::from_millis(100);
 
 async fn migrated(config: &StorageConfig) -> Stores {
     sesame_storage::migrate(config).await.unwrap();
     sesame_storage::open(config).await.unwrap()
 }
 
-/// A sesame on port 0 over the given stores.
-struct Server {
-    base: String,
-    http: Client,
-    events: std::path::PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    served: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    async fn start(stores: Stores) -> Self {
-        Self::start_with_budget(stores, Duration::from_secs(5)).await
-    }
-
-    async fn start_with_budget(stores: Stores, latency_budget: Duration) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let events = dir.path().join("events.jsonl");
-        let config = ServerConfig {
-            hash_params: HashParams {
-                m_cost: 256,
-                t_cost: 1,
-                p_cost: 1,
-            },
-            hash_workers: 2,
-            login: LoginSettings {
-                latency_budget,
-                ..LoginSettings::default()
-            },
-            event_log: Some(events.clone()),
-            cookie_secure: false,
-            instance: "mysql-1".into(),
-            ..ServerConfig::default()
-        };
-        let app = App::build(config, stores, Arc::new(SystemClock)).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(app.run(listener, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            base,
-            http: Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            events,
-            stop: Some(stop),
-            served,
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn register(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.post("/v1/users", json!({"user": user, "password": password}))
-            .await
-    }
-
-    async fn login(&self, user: &str, password: &str) -> (StatusCode, Value) {
-        self.post("/v1/login", json!({"user": user, "password": password}))
-            .await
-    }
-
-    async fn change_password(&self, user: &str, old: &str, new: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .put(self.url(&format!("/v1/users/{user}/password")))
-            .json(&json!({"old_password": old, "new_password": new}))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn session(&self, token: &str) -> StatusCode {
-        self.http
-            .get(self.url("/v1/session"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    }
-
-    async fn stop(mut self) -> Vec<Value> {
-        self.stop.take().unwrap().send(()).unwrap();
-        self.served.await.unwrap().unwrap();
-        std::fs::read_to_string(&self.events)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_default()
-}
-
-fn token(body: &Value) -> String {
-    body["session"].as_str().unwrap().to_owned()
-}
-
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test]
 async fn read_your_writes_through_a_replica_seconds_behind() {
-    let topology = require!(support::shared());
-    let delayed = require!(support::shared_delayed());
-    let redis = require!(support::redis_url());
+    let topology = require!(mariadb::shared());
+    let delayed = require!(mariadb::shared_delayed());
+    let redis = require!(redis::redis_url());
     let schema = topology.schema().unwrap();
-    let mut config = storage_config(&topology.primary, &schema, &[delayed], Some(redis));
+    let mut config = mysql_config(&topology.primary, &schema, &[delayed], Some(redis));
     // The replica (2-3 s behind) is within the bound: it is read from.
     config.max_replica_lag = Duration::from_millis(4500);
-    let stores = migrated(&config).await;
-    support::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
-    let mysql = stores.mysql.clone().unwrap();
+    sesame_storage::migrate(&config).await.unwrap();
+    let MySqlStack { stores, mysql, .. } = MySqlStack::open(&config).await.unwrap();
+    mariadb::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
     eventually(
         Duration::from_secs(5),
+        POLL,
         "replica measured and usable",
         || {
             let mysql = mysql.clone();
@@ -240,7 +47,7 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
     )
     .await;
     assert!(mysql.replica_status()[0].lag.unwrap() >= Duration::from_millis(1500));
-    let server = Server::start(stores).await;
+    let server = TestServer::serve(stores, |_| {}).await;
 
     // Right after a 201 the user can log in.
     assert_eq!(
@@ -260,7 +67,10 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
         StatusCode::UNAUTHORIZED
     );
     for s in [&a, &b] {
-        assert_eq!(server.session(&token(s)).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            server.session(&session_token(s)).await,
+            StatusCode::UNAUTHORIZED
+        );
     }
     assert_eq!(
         server.login("nora", "second-secret-pw").await.0,
@@ -283,17 +93,10 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
     let series = &series;
     eventually(
         Duration::from_secs(5),
+        POLL,
         "replica lag in /metrics",
         || async move {
-            let text = s
-                .http
-                .get(s.url("/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = s.metrics().await;
             text.lines()
                 .filter_map(|l| l.strip_prefix(series.as_str()))
                 .filter_map(|v| v.trim().parse::<f64>().ok())
@@ -308,9 +111,9 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
 async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     // Servers of its own: this test kills them.
     let topology = require!(Topology::start());
-    let redis = require!(support::redis_url());
+    let redis = require!(redis::redis_url());
     let schema = topology.schema().unwrap();
-    let mut config = storage_config(
+    let mut config = mysql_config(
         &topology.primary,
         &schema,
         &[&topology.replica],
@@ -318,15 +121,15 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     );
     config.max_replica_lag = Duration::from_secs(1);
     let stores = migrated(&config).await;
-    support::wait_for_table(
+    mariadb::wait_for_table(
         &topology.replica,
         &schema,
         "heartbeat",
         Duration::from_secs(10),
     )
     .unwrap();
-    let ttl = stores.mysql.as_ref().unwrap().settings().marker_ttl();
-    let server = Server::start(stores).await;
+    let ttl = mysql_settings(&config).marker_ttl();
+    let server = TestServer::serve(stores, |_| {}).await;
     assert_eq!(
         server.register("olga", "violet-meadow-71").await.0,
         StatusCode::CREATED
@@ -345,7 +148,7 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     let (status, body) = server.register("quinn", "silent-forest-28").await;
     let took = t.elapsed();
     assert_eq!(
-        (status, code(&body)),
+        (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         "{body}"
     );
@@ -372,14 +175,14 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        server.session(&token(&before)).await,
+        server.session(&session_token(&before)).await,
         StatusCode::OK,
         "sessions live in Redis"
     );
     let t = Instant::now();
     let (status, body) = server.register("quinn", "silent-forest-28").await;
     assert_eq!(
-        (status, code(&body)),
+        (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         "{body}"
     );
@@ -388,7 +191,7 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
         .change_password("pete", "amber-harbor-52", "copper-lantern-93")
         .await;
     assert_eq!(
-        (status, code(&body)),
+        (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         "{body}"
     );
@@ -398,7 +201,7 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
         server.login("pete", "amber-harbor-52").await.0,
         StatusCode::OK
     );
-    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    let ready = server.get("/readyz").await;
     assert_eq!(
         ready.status(),
         StatusCode::OK,
@@ -410,6 +213,7 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     let s = &server;
     eventually(
         Duration::from_secs(10),
+        POLL,
         "registration works again",
         || async move { s.register("quinn", "silent-forest-28").await.0 == StatusCode::CREATED },
     )
@@ -444,19 +248,19 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
 #[tokio::test]
 async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
     let topology = require!(Topology::start());
-    let delayed = require!(topology.add_delayed_replica(support::LAG_S));
-    let redis = require!(support::redis_url());
+    let delayed = require!(topology.add_delayed_replica(LAG_S));
+    let redis = require!(redis::redis_url());
     let schema = topology.schema().unwrap();
-    let mut config = storage_config(&topology.primary, &schema, &[&delayed], Some(redis));
+    let mut config = mysql_config(&topology.primary, &schema, &[&delayed], Some(redis));
     // Markers then live 12 s: vic's change must be proven by the replica's
     // heartbeat, not outlived.
     config.max_replica_lag = Duration::from_secs(10);
-    let stores = migrated(&config).await;
-    support::wait_for_table(&delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
-    let mysql = stores.mysql.clone().unwrap();
+    sesame_storage::migrate(&config).await.unwrap();
+    let MySqlStack { stores, mysql, .. } = MySqlStack::open(&config).await.unwrap();
+    mariadb::wait_for_table(&delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
     assert!(mysql.settings().marker_ttl() > Duration::from_secs(11));
     let budget = LoginSettings::default().latency_budget;
-    let server = Server::start_with_budget(stores, budget).await;
+    let server = TestServer::serve(stores, |c| c.login.latency_budget = budget).await;
     for user in ["uma", "vic"] {
         assert_eq!(
             server.register(user, "first-secret-pw").await.0,
@@ -475,12 +279,13 @@ async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
     // uma's change has replicated by the crash (the replica is 3 s behind);
     // vic's has not. Both markers outlive the crash.
     change("uma").await;
-    tokio::time::sleep(Duration::from_secs(support::LAG_S as u64 + 1)).await;
+    tokio::time::sleep(Duration::from_secs(LAG_S as u64 + 1)).await;
     change("vic").await;
     topology.primary.kill();
     let m = &mysql;
     eventually(
         Duration::from_secs(3),
+        POLL,
         "the heartbeat finds the primary down",
         || async move { !m.primary_up() },
     )
@@ -491,7 +296,7 @@ async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
         async move {
             let t = Instant::now();
             let (status, body) = server.login(user, password).await;
-            (status, code(&body).to_owned(), t.elapsed())
+            (status, error_code(&body).to_owned(), t.elapsed())
         }
     };
     let (status, _, took) = timed("uma", "second-secret-pw").await;
@@ -515,7 +320,8 @@ async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
     let s = &server;
     // MASTER_DELAY counts whole seconds: the change applies 3-4 s after it.
     eventually(
-        Duration::from_secs(support::LAG_S as u64 + 3),
+        Duration::from_secs(LAG_S as u64 + 3),
+        POLL,
         "vic logs in from the caught-up replica",
         || async move { s.login("vic", "second-secret-pw").await.0 == StatusCode::OK },
     )
@@ -547,16 +353,16 @@ async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
 
 #[tokio::test]
 async fn redis_down_sessions_fail_closed_then_recover() {
-    let topology = require!(support::shared());
+    let topology = require!(mariadb::shared());
     let redis = require!(PrivateRedis::start());
     let schema = topology.schema().unwrap();
-    let config = storage_config(
+    let config = mysql_config(
         &topology.primary,
         &schema,
         &[&topology.replica],
         Some(redis.url()),
     );
-    let server = Server::start(migrated(&config).await).await;
+    let server = TestServer::serve(migrated(&config).await, |_| {}).await;
     assert_eq!(
         server.register("rita", "golden-valley-64").await.0,
         StatusCode::CREATED
@@ -567,12 +373,12 @@ async fn redis_down_sessions_fail_closed_then_recover() {
     let t = Instant::now();
     let (status, body) = server.login("rita", "golden-valley-64").await;
     assert_eq!(
-        (status, code(&body)),
+        (status, error_code(&body)),
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         "{body}"
     );
     assert_eq!(
-        server.session(&token(&login)).await,
+        server.session(&session_token(&login)).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     let (status, _) = server.register("sam", "crimson-tide-37").await;
@@ -583,6 +389,7 @@ async fn redis_down_sessions_fail_closed_then_recover() {
     let s = &server;
     eventually(
         Duration::from_secs(10),
+        POLL,
         "logins work again",
         || async move { s.login("rita", "golden-valley-64").await.0 == StatusCode::OK },
     )

@@ -1,96 +1,20 @@
-//! Real servers for the storage and API tests: MariaDB primaries and
-//! replicas started from the installed server binaries (temporary data
-//! directories, loopback ports, binlog replication with GTID, MASTER_DELAY
-//! for lag) and Redis (the one on 127.0.0.1:6379, started when missing, or a
-//! private one for outage tests). No mocks.
+//! MariaDB primaries and replicas started from the installed server
+//! binaries: temporary data directories copied from one template, loopback
+//! ports, binlog replication with GTID, `MASTER_DELAY` for lag.
 //!
-//! Servers are started once per test binary and shared; each test gets its
-//! own schema and Redis namespace. Every server is watched by a small shell
-//! loop that kills it and removes its data directory when the test binary
-//! exits, so no test run leaves servers behind.
-//!
-//! When a server cannot be started the test fails if CI=true, and is skipped
-//! (with a message) otherwise.
-#![allow(dead_code)]
+//! The servers of [`shared`] and [`shared_delayed`] are started once per
+//! test binary and shared by its tests, each in a schema of its own
+//! ([`Topology::schema`]); a test that kills or freezes servers starts its
+//! own [`Topology`].
 
-use std::net::TcpListener;
+use crate::process::{free_port, remove_stale_scratch, run, scratch, watched};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const MARIADBD: &str = "/usr/sbin/mariadbd";
-
-/// Skips the calling test (returns) when the servers are not available,
-/// or fails it under CI=true.
-#[macro_export]
-macro_rules! require {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(why) => {
-                if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("required test server could not start: {why}");
-                }
-                eprintln!("SKIPPED: test server unavailable: {why}");
-                return;
-            }
-        }
-    };
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "sesame-it-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// Removes what test binaries that died without their watchdogs left.
-fn remove_stale_scratch() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix("sesame-it-")
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
 
 /// A data directory made by mariadb-install-db once (per machine, reused
 /// across test binaries) and copied for every server.
@@ -185,24 +109,9 @@ impl MariaDb {
             "--max-connections=500".to_owned(),
         ];
         let _ = std::fs::remove_file(d.join("pid"));
-        // The watchdog: start the server, then kill it and remove its data
-        // once the test binary has exited.
-        let script = format!(
-            "\"$@\" & s=$!; while kill -0 {test} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $s 2>/dev/null; wait $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
-            test = std::process::id(),
-            dir = d.display()
-        );
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(MARIADBD)
+        watched(MARIADBD, d)
             .args(args)
             .args(SERVER_TUNING)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("starting {MARIADBD}: {e}"))?;
         let started = Instant::now();
@@ -252,18 +161,18 @@ impl MariaDb {
 
     /// SIGSTOP: the server hangs (connections accepted, nothing answered).
     pub fn freeze(&self) {
-        if let Some(pid) = *self.pid.lock().unwrap() {
-            let _ = Command::new("kill")
-                .arg("-STOP")
-                .arg(pid.to_string())
-                .status();
-        }
+        self.signal("-STOP");
     }
 
+    /// SIGCONT: a frozen server goes on.
     pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
         if let Some(pid) = *self.pid.lock().unwrap() {
             let _ = Command::new("kill")
-                .arg("-CONT")
+                .arg(signal)
                 .arg(pid.to_string())
                 .status();
         }
@@ -296,6 +205,7 @@ pub struct Topology {
 static SERVER_IDS: AtomicU32 = AtomicU32::new(1);
 
 impl Topology {
+    /// A primary and a replica of their own, for a test that kills them.
     pub fn start() -> Result<Self, String> {
         let primary = MariaDb::start(SERVER_IDS.fetch_add(1, Ordering::Relaxed))?;
         let replica = MariaDb::start(SERVER_IDS.fetch_add(1, Ordering::Relaxed))?;
@@ -332,9 +242,10 @@ pub fn shared() -> Result<&'static Topology, String> {
         .map_err(Clone::clone)
 }
 
-/// A replica of the shared primary that is `LAG_S` seconds behind.
+/// How far behind the primary [`shared_delayed`] is, in seconds.
 pub const LAG_S: u32 = 3;
 
+/// A replica of the shared primary that is [`LAG_S`] seconds behind.
 pub fn shared_delayed() -> Result<&'static MariaDb, String> {
     static DELAYED: OnceLock<Result<MariaDb, String>> = OnceLock::new();
     let topology = shared()?;
@@ -367,151 +278,5 @@ pub fn wait_for_table(
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The Redis on 127.0.0.1:6379, started when it is not running.
-pub fn redis_url() -> Result<String, String> {
-    static REDIS: OnceLock<Result<String, String>> = OnceLock::new();
-    REDIS
-        .get_or_init(|| {
-            let url = "redis://127.0.0.1:6379".to_owned();
-            if redis_ping(6379) {
-                return Ok(url);
-            }
-            run(Command::new("redis-server").args([
-                "--daemonize",
-                "yes",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                "6379",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ]))?;
-            let started = Instant::now();
-            while started.elapsed() < Duration::from_secs(10) {
-                if redis_ping(6379) {
-                    return Ok(url);
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err("redis-server on 127.0.0.1:6379 did not start".into())
-        })
-        .clone()
-}
-
-fn redis_ping(port: u16) -> bool {
-    Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
-        .stdin(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG")
-}
-
-/// A Redis namespace no other test uses.
-pub fn namespace() -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "sesame-test-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A private redis-server on its own port, for outage tests.
-pub struct PrivateRedis {
-    pub port: u16,
-    dir: PathBuf,
-    /// Every write in the append-only file, fsynced: what survives a
-    /// restart is every write Redis acknowledged, as in production.
-    durable: bool,
-}
-
-impl PrivateRedis {
-    pub fn start() -> Result<Self, String> {
-        Self::launched(false)
-    }
-
-    /// A Redis that keeps its data across restarts (`appendfsync always`).
-    pub fn start_durable() -> Result<Self, String> {
-        Self::launched(true)
-    }
-
-    fn launched(durable: bool) -> Result<Self, String> {
-        let this = Self {
-            port: free_port(),
-            dir: scratch("redis"),
-            durable,
-        };
-        this.launch()?;
-        Ok(this)
-    }
-
-    fn launch(&self) -> Result<(), String> {
-        let script = format!(
-            "\"$@\" & s=$!; while kill -0 {test} 2>/dev/null && kill -0 $s 2>/dev/null; do sleep 0.5; done; \
-             kill -9 $s 2>/dev/null; wait $s 2>/dev/null; kill -0 {test} 2>/dev/null || rm -rf '{dir}'",
-            test = std::process::id(),
-            dir = self.dir.display()
-        );
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", ""])
-            .args(if self.durable {
-                ["--appendonly", "yes", "--appendfsync", "always"].as_slice()
-            } else {
-                ["--appendonly", "no"].as_slice()
-            })
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--dir")
-            .arg(&self.dir)
-            .arg("--pidfile")
-            .arg(self.dir.join("pid"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("starting redis-server: {e}"))?;
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if redis_ping(self.port) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!("redis-server on port {} did not start", self.port))
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    pub fn kill(&self) {
-        let _ = Command::new("redis-cli")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "shutdown",
-                "nosave",
-            ])
-            .stdin(Stdio::null())
-            .output();
-        let started = Instant::now();
-        while redis_ping(self.port) && started.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn restart(&self) -> Result<(), String> {
-        self.launch()
     }
 }
