@@ -10,7 +10,7 @@
 
 use crate::hashing::{HashError, PasswordHasher, Verification};
 use crate::password::Password;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -25,6 +25,13 @@ const ADMISSION_SHARE: f64 = 0.8;
 /// Hard cap on queued jobs per worker, whatever the estimate says: it bounds
 /// memory if hashes suddenly get much slower than the estimate.
 const MAX_QUEUED_PER_WORKER: usize = 256;
+
+/// An idle pool that has completed no hash for this long admits one job
+/// whatever the estimate says (a probe), and takes the estimate from it.
+/// The estimate is learnt only from completed hashes: after a spell of
+/// slow hashes (a starved CPU) it would otherwise refuse every login, and
+/// with no hash completing it would never come down again.
+const PROBE_AFTER: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoolError {
@@ -72,6 +79,8 @@ struct Job {
     work: Work,
     enqueued: Instant,
     deadline: Instant,
+    /// Admitted against the estimate's advice, to measure it anew.
+    probe: bool,
     reply: Reply,
 }
 
@@ -85,6 +94,12 @@ struct Shared {
     expired: AtomicU64,
     abandoned: AtomicU64,
     completed: AtomicU64,
+    /// When the pool started: the origin of `last_done_ns`.
+    epoch: Instant,
+    /// When the last hash completed, in nanoseconds since `epoch`.
+    last_done_ns: AtomicU64,
+    /// A probe is queued or hashing.
+    probing: AtomicBool,
 }
 
 impl Shared {
@@ -101,6 +116,16 @@ impl Shared {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
                 Some(old - old / 8 + sample / 8)
             });
+    }
+
+    /// Whether a job refused by the estimate may go as a probe: the pool is
+    /// idle and no hash has completed for `PROBE_AFTER`.
+    fn probe_due(&self, now: Instant) -> bool {
+        let idle = self.queued.load(Ordering::Relaxed) == 0
+            && self.busy.load(Ordering::Relaxed) == 0
+            && !self.probing.load(Ordering::Relaxed);
+        let last = self.epoch + Duration::from_nanos(self.last_done_ns.load(Ordering::Relaxed));
+        idle && now.saturating_duration_since(last) >= PROBE_AFTER
     }
 
     /// Expected wait before a job enqueued now starts hashing.
@@ -136,6 +161,9 @@ impl HashPool {
             expired: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             completed: AtomicU64::new(0),
+            epoch: started,
+            last_done_ns: AtomicU64::new(first_estimate.as_nanos() as u64),
+            probing: AtomicBool::new(false),
         });
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(workers * MAX_QUEUED_PER_WORKER);
         for i in 0..workers {
@@ -207,39 +235,66 @@ impl HashPool {
     /// time the job can still be submitted and admitted if the queue does
     /// not grow meanwhile: the time the work before it may take.
     pub fn admit(&self, deadline: Instant) -> Result<Instant, PoolError> {
-        let wait = self.admission(Instant::now(), deadline)?;
-        let needed = (wait + self.shared.hash_estimate()).div_f64(ADMISSION_SHARE);
-        Ok(deadline.checked_sub(needed).unwrap_or_else(Instant::now))
+        let now = Instant::now();
+        match self.admission(now, deadline)? {
+            Admission::Estimated(wait) => {
+                let needed = (wait + self.shared.hash_estimate()).div_f64(ADMISSION_SHARE);
+                Ok(deadline.checked_sub(needed).unwrap_or(now))
+            }
+            // The estimate is not to be trusted: the work before may take
+            // the whole budget.
+            Admission::Probe => Ok(deadline),
+        }
     }
 
-    /// The expected wait if a job due by `deadline` is admitted at `now`.
-    fn admission(&self, now: Instant, deadline: Instant) -> Result<Duration, PoolError> {
+    /// Whether a job due by `deadline` is admitted at `now`, and on what
+    /// grounds.
+    fn admission(&self, now: Instant, deadline: Instant) -> Result<Admission, PoolError> {
         let s = &self.shared;
         let wait = s.expected_wait();
         let left = deadline.saturating_duration_since(now);
-        if wait + s.hash_estimate() > left.mul_f64(ADMISSION_SHARE) {
-            s.shed.fetch_add(1, Ordering::Relaxed);
-            return Err(PoolError::Overloaded {
-                retry_after: retry_after(wait),
-            });
+        if wait + s.hash_estimate() <= left.mul_f64(ADMISSION_SHARE) {
+            return Ok(Admission::Estimated(wait));
         }
-        Ok(wait)
+        if s.probe_due(now) {
+            return Ok(Admission::Probe);
+        }
+        s.shed.fetch_add(1, Ordering::Relaxed);
+        Err(PoolError::Overloaded {
+            retry_after: retry_after(wait),
+        })
     }
 
     async fn submit(&self, work: Work, deadline: Instant) -> Result<(Done, JobTimings), PoolError> {
         let s = &self.shared;
         let now = Instant::now();
-        let wait = self.admission(now, deadline)?;
+        let (wait, probe) = match self.admission(now, deadline)? {
+            Admission::Estimated(wait) => (wait, false),
+            Admission::Probe => {
+                // One probe at a time; a second one is shed.
+                if s.probing.swap(true, Ordering::Relaxed) {
+                    s.shed.fetch_add(1, Ordering::Relaxed);
+                    return Err(PoolError::Overloaded {
+                        retry_after: retry_after(Duration::ZERO),
+                    });
+                }
+                (Duration::ZERO, true)
+            }
+        };
         let (reply, answer) = oneshot::channel();
         s.queued.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             work,
             enqueued: now,
             deadline,
+            probe,
             reply,
         };
         if let Err(e) = self.sender.try_send(job) {
             s.queued.fetch_sub(1, Ordering::Relaxed);
+            if probe {
+                s.probing.store(false, Ordering::Relaxed);
+            }
             return Err(match e {
                 crossbeam_channel::TrySendError::Full(_) => {
                     s.shed.fetch_add(1, Ordering::Relaxed);
@@ -252,6 +307,14 @@ impl HashPool {
         }
         answer.await.map_err(|_| PoolError::Closed)?
     }
+}
+
+/// Why a job was admitted.
+enum Admission {
+    /// The expected wait and hash fit the time left.
+    Estimated(Duration),
+    /// Against the estimate, to measure it anew.
+    Probe,
 }
 
 /// Whole seconds to suggest in Retry-After: at least one.
@@ -281,9 +344,12 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
         let started = Instant::now();
         if job.reply.is_closed() {
             shared.abandoned.fetch_add(1, Ordering::Relaxed);
+            if job.probe {
+                shared.probing.store(false, Ordering::Relaxed);
+            }
             continue;
         }
-        if started + shared.hash_estimate() > job.deadline {
+        if !job.probe && started + shared.hash_estimate() > job.deadline {
             shared.expired.fetch_add(1, Ordering::Relaxed);
             let _ = job.reply.send(Err(PoolError::Expired));
             continue;
@@ -297,7 +363,22 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
         };
         let finished = Instant::now();
         shared.busy.fetch_sub(1, Ordering::Relaxed);
-        shared.record_hash(finished - started);
+        if job.probe {
+            // A hash on an idle pool is the measurement the estimate lacked.
+            shared.hash_ns.store(
+                (finished - started).as_nanos().min(u128::from(u64::MAX)) as u64,
+                Ordering::Relaxed,
+            );
+            shared.probing.store(false, Ordering::Relaxed);
+        } else {
+            shared.record_hash(finished - started);
+        }
+        shared.last_done_ns.store(
+            (finished - shared.epoch)
+                .as_nanos()
+                .min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
         shared.completed.fetch_add(1, Ordering::Relaxed);
         let timings = JobTimings {
             queue: started - job.enqueued,
@@ -404,5 +485,40 @@ mod tests {
         let stats = pool.stats();
         assert_eq!(stats.abandoned, 5, "{stats:?}");
         assert_eq!(stats.completed, 2, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn an_estimate_stuck_too_high_is_measured_anew_by_a_probe() {
+        let pool = pool(1, 1024);
+        let real = pool.stats().hash_estimate;
+        // A spell of starved hashes left the estimate far above the budget:
+        // every job is refused, and none completes to correct it.
+        pool.shared.hash_ns.store(10_000_000_000, Ordering::Relaxed);
+        let budget = Duration::from_millis(500);
+        assert!(pool.admit(Instant::now() + budget).is_err());
+        assert!(pool
+            .hash(pw("refused-pw"), Instant::now() + budget)
+            .await
+            .is_err());
+
+        // Idle for a while: one job goes through as a probe, hashes, and
+        // its measurement replaces the estimate.
+        tokio::time::sleep(PROBE_AFTER + Duration::from_millis(50)).await;
+        let lookup_by = pool.admit(Instant::now() + budget).expect("probe admitted");
+        assert!(
+            lookup_by > Instant::now() + budget / 2,
+            "a probe trusts no estimate"
+        );
+        let (phc, _) = pool
+            .hash(pw("probe-pw"), Instant::now() + budget)
+            .await
+            .unwrap();
+        assert!(phc.is_ok());
+        let estimate = pool.stats().hash_estimate;
+        assert!(estimate < real * 20, "estimate {estimate:?}, real {real:?}");
+        // And normal admission is back.
+        pool.hash(pw("after-pw"), Instant::now() + budget)
+            .await
+            .unwrap();
     }
 }
