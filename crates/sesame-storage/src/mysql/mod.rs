@@ -36,7 +36,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::MySql;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use topology::{monitor, Replica, ReplicaState};
@@ -71,8 +71,10 @@ impl MySqlSettings {
 struct Inner {
     primary: MySqlPool,
     primary_name: String,
-    /// The primary took the last heartbeat write.
+    /// The primary took one of the last two heartbeat writes.
     primary_up: AtomicBool,
+    /// Heartbeat writes the primary missed in a row.
+    primary_misses: AtomicU32,
     /// The last heartbeat this process wrote to the primary (ms).
     last_heartbeat_ms: AtomicI64,
     replicas: Vec<Replica>,
@@ -229,6 +231,7 @@ impl MySqlStore {
             primary,
             primary_name: server_name(&settings.primary_url),
             primary_up: AtomicBool::new(false),
+            primary_misses: AtomicU32::new(0),
             last_heartbeat_ms: AtomicI64::new(0),
             replicas,
             next_replica: AtomicUsize::new(0),

@@ -23,9 +23,16 @@ pub struct ReplicaStatus {
     pub usable: bool,
 }
 
+/// Heartbeats a server must miss in a row to be taken for down: one slow
+/// tick on a busy machine must not take the whole topology out of use.
+/// A failed login lookup still takes a replica out at once.
+const MISSES_TO_DOWN: u32 = 2;
+
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct ReplicaState {
     up: bool,
+    /// Heartbeat reads missed in a row.
+    misses: u32,
     /// The newest heartbeat (ms) this replica has applied.
     seen_ms: Option<i64>,
     lag_ms: Option<i64>,
@@ -139,10 +146,15 @@ impl Inner {
             .min(self.settings.heartbeat_interval * 4);
         let beat = now_ms();
         let wrote = bounded(&self.primary_name, budget, self.heartbeat(beat)).await;
-        let primary_up = wrote.is_ok();
-        if primary_up {
+        let misses = if wrote.is_ok() {
             self.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
-        } else if self.primary_up.load(Ordering::Relaxed) {
+            self.primary_misses.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.primary_misses.fetch_add(1, Ordering::Relaxed) + 1
+        };
+        let primary_up = misses < MISSES_TO_DOWN;
+        if !primary_up && self.primary_up.load(Ordering::Relaxed) {
             tracing::warn!(primary = %self.primary_name, "primary database is not answering");
         }
         self.primary_up.store(primary_up, Ordering::Relaxed);
@@ -171,7 +183,7 @@ impl Inner {
         // primary takes heartbeats; while it does not, nothing newer than
         // the last heartbeat (or the freshest replica) exists, so a replica
         // that has applied all of it is not behind at all.
-        let reference = if primary_up {
+        let reference = if wrote.is_ok() {
             now_ms()
         } else {
             let freshest = seen.iter().flatten().copied().max().unwrap_or(0);
@@ -187,6 +199,7 @@ impl Inner {
                     }
                     *state = ReplicaState {
                         up: true,
+                        misses: 0,
                         seen_ms: Some(ts),
                         lag_ms: Some(lag),
                     };
@@ -195,6 +208,10 @@ impl Inner {
                     metrics::gauge!("sesame_replica_up", "replica" => r.name.clone()).set(1.0);
                 }
                 None => {
+                    state.misses += 1;
+                    if state.misses < MISSES_TO_DOWN {
+                        continue;
+                    }
                     if state.up {
                         tracing::warn!(replica = %r.name, "replica is not answering");
                     }
