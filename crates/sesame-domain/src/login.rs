@@ -230,34 +230,9 @@ impl LoginService {
     ) -> LoginOutcome {
         let mut timings = StageTimings::default();
         let mut db_role = None;
-        // Before anything else, and without a network call: an address
-        // with its share of logins in flight waits for them.
-        let Some(_in_flight) = self.in_flight.enter(ip) else {
-            return LoginOutcome {
-                result: Err(AuthError::RateLimited {
-                    scope: LimitScope::Ip,
-                    retry_after: Duration::from_secs(1),
-                }),
-                timings,
-                db_role,
-            };
-        };
-        let result = match self.limiter.admit_login(username, ip).await {
-            Err(limited) => Err(limited.into()),
-            Ok(()) => {
-                let result = self
-                    .login_inner(username, password, arrived, &mut timings, &mut db_role)
-                    .await;
-                match &result {
-                    Ok(_) => self.limiter.record_login(username, ip, true).await,
-                    Err(AuthError::InvalidCredentials) => {
-                        self.limiter.record_login(username, ip, false).await
-                    }
-                    Err(_) => {} // not the user's doing: overload or an outage
-                }
-                result
-            }
-        };
+        let result = self
+            .attempt(username, password, ip, arrived, &mut timings, &mut db_role)
+            .await;
         LoginOutcome {
             result,
             timings,
@@ -265,18 +240,52 @@ impl LoginService {
         }
     }
 
-    async fn login_inner(
+    /// A login's steps, cheapest refusal first: the in-process checks
+    /// (logins in flight from the address, then admission to the hash
+    /// queue) before any network call, so that an overloaded service sheds
+    /// in microseconds and asks neither the shared limits nor the database
+    /// about logins it will refuse; then the shared limits, the lookup, the
+    /// hash and the session.
+    async fn attempt(
         &self,
         username: &Username,
         password: Password,
+        ip: IpAddr,
         arrived: Instant,
         timings: &mut StageTimings,
         db_role: &mut Option<DbRole>,
     ) -> Result<Issued, AuthError> {
+        let Some(_in_flight) = self.in_flight.enter(ip) else {
+            return Err(AuthError::RateLimited {
+                scope: LimitScope::Ip,
+                retry_after: Duration::from_secs(1),
+            });
+        };
         let deadline = arrived + self.settings.latency_budget.mul_f64(HASH_SHARE_OF_BUDGET);
-        // Shed before the lookup: under overload the database sees only the
-        // logins that will be hashed.
         let lookup_by = self.pool.admit(deadline)?;
+        self.limiter.admit_login(username, ip).await?;
+        let result = self
+            .verify(username, password, deadline, lookup_by, timings, db_role)
+            .await;
+        match &result {
+            Ok(_) => self.limiter.record_login(username, ip, true).await,
+            Err(AuthError::InvalidCredentials) => {
+                self.limiter.record_login(username, ip, false).await
+            }
+            Err(_) => {} // not the user's doing: overload or an outage
+        }
+        result
+    }
+
+    async fn verify(
+        &self,
+        username: &Username,
+        password: Password,
+        deadline: Instant,
+        lookup_by: Instant,
+        timings: &mut StageTimings,
+        db_role: &mut Option<DbRole>,
+    ) -> Result<Issued, AuthError> {
         let started = Instant::now();
         let (user, role) = self.users.find_for_login_by(username, lookup_by).await?;
         timings.db = started.elapsed();
@@ -788,5 +797,74 @@ mod tests {
         assert_eq!(first.await.unwrap().outcome(), Outcome::Ok);
         let again = service.login(&name, pw(OLD), ip(), Instant::now()).await;
         assert_eq!(again.outcome(), Outcome::Ok, "its place was given back");
+    }
+
+    /// The shared limits, counting the calls they get (each one a network
+    /// round trip when they live in Redis).
+    #[derive(Default)]
+    struct CountedLimits {
+        inner: InMemoryLimits,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl LimitStore for CountedLimits {
+        async fn check(
+            &self,
+            key: &str,
+            rate: crate::ratelimit::Rate,
+            now_ms: i64,
+            consume: bool,
+        ) -> Result<crate::ratelimit::Decision, crate::ratelimit::LimitError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.check(key, rate, now_ms, consume).await
+        }
+        async fn charge(
+            &self,
+            key: &str,
+            rate: crate::ratelimit::Rate,
+            now_ms: i64,
+        ) -> Result<(), crate::ratelimit::LimitError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.charge(key, rate, now_ms).await
+        }
+        async fn remember(
+            &self,
+            key: &str,
+            ttl: Duration,
+            now_ms: i64,
+        ) -> Result<(), crate::ratelimit::LimitError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.remember(key, ttl, now_ms).await
+        }
+        async fn remembers(
+            &self,
+            key: &str,
+            now_ms: i64,
+        ) -> Result<bool, crate::ratelimit::LimitError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            self.inner.remembers(key, now_ms).await
+        }
+    }
+
+    /// An overloaded service refuses before any network call: neither the
+    /// shared limits nor the database hear of a shed login.
+    #[tokio::test]
+    async fn a_shed_login_asks_no_store() {
+        let (service, _, _, name) = service_with("tam").await;
+        let limits = Arc::new(CountedLimits::default());
+        let service = service.with_limit_store(limits.clone());
+        let ok = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+        assert_eq!(ok.outcome(), Outcome::Ok);
+        assert!(
+            limits.calls.load(Ordering::SeqCst) > 0,
+            "an admitted login is limited"
+        );
+        limits.calls.store(0, Ordering::SeqCst);
+        let late = Instant::now() - Duration::from_secs(60);
+        let shed = service.login(&name, pw(OLD), ip(), late).await;
+        assert_eq!(shed.outcome(), Outcome::Overloaded);
+        assert_eq!(limits.calls.load(Ordering::SeqCst), 0, "no limit was asked");
+        assert!(shed.db_role.is_none(), "no database was asked");
     }
 }
