@@ -74,9 +74,13 @@ def up(directory, instances=3, binary=None, args=(), log=print):
         )
     log("starting Redis")
     parts.start_redis(state, host=REDIS_HOST)
-    log(f"starting {instances} sesame instances ({spec.cpus:g} CPU, {spec.hash_workers} hash workers each)")
+    workers = parts.hash_workers(spec, instances)
+    log(
+        f"starting {instances} sesame instances ({spec.cpus:g} CPU limit, {workers} hash workers each; "
+        f"the pods have {spec.hash_workers}, this machine {os.cpu_count()} cores)"
+    )
     for n in range(1, instances + 1):
-        parts.start_sesame(state, f"sesame-{n}", FIRST_INSTANCE_HOST + n - 1, state.binary, state.args, spec)
+        parts.start_sesame(state, f"sesame-{n}", FIRST_INSTANCE_HOST + n - 1, state.binary, state.args, spec, workers)
     log("starting the supervisor, HAProxy, Alertmanager, Prometheus")
     start_supervisor(state)
     parts.start_haproxy(state, spec)

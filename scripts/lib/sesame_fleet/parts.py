@@ -260,13 +260,28 @@ def sesame_argv(state, part, binary, args):
         f"{state.gateway}/32,127.0.0.1/32",
         "--cookie-secure",
         "false",
+        "--hash-workers",
+        str(part.extra["hash_workers"]),
     ]
     for r in replicas:
         argv += ["--replica", mysql_url(r)]
     return argv + list(args)
 
 
-def start_sesame(state, name, host, binary, args, spec):
+def hash_workers(spec, instances):
+    """Hash workers per instance: the pod's (the manifest's), unless this
+    machine has fewer cores than the pods' CPU limits add up to. Then every
+    instance gets its share of the cores instead (at least one worker), so
+    that the fleet hashes on as many threads as there are cores, as one
+    pod with the whole machine would; more threads than cores only make
+    each hash slower and the queue's estimate of it noisier."""
+    cores = os.cpu_count() or 1
+    if instances * spec.cpus <= cores:
+        return spec.hash_workers
+    return max(1, min(spec.hash_workers, cores // instances))
+
+
+def start_sesame(state, name, host, binary, args, spec, workers):
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
     old = state.parts.get(name)
@@ -279,7 +294,7 @@ def start_sesame(state, name, host, binary, args, spec):
         port=8080,
         env={k: v for k, v in spec.env.items()},
         log=os.path.join(data, "sesame.log"),
-        extra={"dir": data, "host": host, "event_log": os.path.join(data, "events.jsonl")},
+        extra={"dir": data, "host": host, "event_log": os.path.join(data, "events.jsonl"), "hash_workers": workers},
     )
     part.env["SESAME_LOG_FORMAT"] = "json"
     part.argv = sesame_argv(state, part, binary, args)
