@@ -26,7 +26,8 @@ use client::{Requests, Target, Tokens, Users};
 use report::{Report, RunInfo};
 use scenario::{ClientProfile, Drawn, Listed, Merged, Mix, Op, Source};
 use schedule::{parse_rate, ArrivalProcess, ArrivalTimes, RateProfile};
-use sesame_domain::HashParams;
+use sesame_toolkit::argon2_flags::Argon2Args;
+use sesame_toolkit::duration;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -78,10 +79,12 @@ pub struct RunArgs {
         default_value = "uniform"
     )]
     pub arrival: ArrivalProcess,
-    /// Replay a sesame event log (`sesame serve --event-log FILE`): its
-    /// arrival times, users, IPs, regions, platforms and outcomes.
-    #[arg(long, env = "SESAME_LOAD_REPLAY", conflicts_with_all = ["max", "mix", "get"])]
-    pub replay: Option<PathBuf>,
+    /// Replay sesame event logs (`sesame serve --event-log FILE`): their
+    /// arrival times, users, IPs, regions, platforms and outcomes. Plain or
+    /// gzip, several files (all instances', rotated ones; merged by time),
+    /// `-` for standard input.
+    #[arg(long, env = "SESAME_LOAD_REPLAY", value_name = "EVENTLOG", num_args = 1.., conflicts_with_all = ["max", "mix", "get"])]
+    pub replay: Vec<PathBuf>,
     /// Replay speed: 2 replays an hour of traffic in 30 minutes.
     #[arg(
         long,
@@ -98,7 +101,7 @@ pub struct RunArgs {
 
     /// Stop after this long (default: the stages' or the log's length; 30s
     /// for --rate and --max).
-    #[arg(long, env = "SESAME_LOAD_DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "SESAME_LOAD_DURATION", value_parser = duration::parse)]
     pub duration: Option<Duration>,
     /// Stop after this many requests.
     #[arg(long, env = "SESAME_LOAD_REQUESTS")]
@@ -136,7 +139,7 @@ pub struct RunArgs {
     pub threads: Option<usize>,
     /// A request not answered this long after its intended send time is a
     /// timeout error.
-    #[arg(long, env = "SESAME_LOAD_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s")]
+    #[arg(long, env = "SESAME_LOAD_TIMEOUT", value_parser = duration::parse, default_value = "10s")]
     pub timeout: Duration,
     /// Seed of the random arrivals and mix, for repeatable runs.
     #[arg(long, env = "SESAME_LOAD_SEED", default_value_t = 1)]
@@ -201,15 +204,9 @@ pub struct SeedArgs {
     pub target: Option<String>,
     #[arg(long, env = "SESAME_LOAD_ALLOW_REMOTE", value_parser = BoolishValueParser::new())]
     pub allow_remote: bool,
-    /// Argon2id memory cost in KiB: use the server's, or the first logins rehash.
-    #[arg(long, env = "SESAME_HASH_M_COST", default_value_t = 19_456)]
-    pub hash_m_cost: u32,
-    /// Argon2id passes.
-    #[arg(long, env = "SESAME_HASH_T_COST", default_value_t = 2)]
-    pub hash_t_cost: u32,
-    /// Argon2id lanes.
-    #[arg(long, env = "SESAME_HASH_P_COST", default_value_t = 1)]
-    pub hash_p_cost: u32,
+    /// The fast path's hash: use the server's, or the first logins rehash.
+    #[command(flatten)]
+    pub hash: Argon2Args,
     /// Users per import transaction.
     #[arg(long, env = "SESAME_LOAD_SEED_BATCH", default_value_t = 10_000)]
     pub batch: usize,
@@ -219,16 +216,6 @@ pub struct SeedArgs {
     /// No progress bar.
     #[arg(long, env = "SESAME_LOAD_NO_PROGRESS", value_parser = BoolishValueParser::new())]
     pub no_progress: bool,
-}
-
-impl SeedArgs {
-    pub fn hash_params(&self) -> HashParams {
-        HashParams {
-            m_cost: self.hash_m_cost,
-            t_cost: self.hash_t_cost,
-            p_cost: self.hash_p_cost,
-        }
-    }
 }
 
 fn available_cores() -> usize {
@@ -250,7 +237,7 @@ pub fn run(args: LoadArgs) -> anyhow::Result<ExitCode> {
             }
             None => {
                 let report = execute(&args.run).await?;
-                print!("{}", report::text(&report));
+                sesame_toolkit::output::emit(&report::text(&report))?;
                 write_outputs(&args.run, &report)?;
             }
         }
@@ -326,7 +313,7 @@ pub async fn execute(args: &RunArgs) -> anyhow::Result<Report> {
         Some(path) => Some(Arc::new(AckedLog::open(path)?)),
         None => None,
     };
-    if args.replay.is_none() && mix.ops().any(|op| op == Op::Session) {
+    if args.replay.is_empty() && mix.ops().any(|op| op == Op::Session) {
         prime_sessions(&requests).await?;
     }
     let mode = if args.max { "closed-loop" } else { "open-loop" };
@@ -374,8 +361,8 @@ struct UserPlan {
 const USER_CLIENTS: usize = 1024;
 
 fn plan_users(args: &RunArgs, mix: &Mix, users: u32) -> anyhow::Result<UserPlan> {
-    if let Some(path) = &args.replay {
-        let replay = replay::load(path, args.speed, users)?;
+    if !args.replay.is_empty() {
+        let replay = replay::load(&args.replay, args.speed, users)?;
         if replay.distinct_users > users as usize {
             eprintln!(
                 "note: the log has {} distinct users and {users} are seeded: several recorded users share one synthetic user",
@@ -386,7 +373,7 @@ fn plan_users(args: &RunArgs, mix: &Mix, users: u32) -> anyhow::Result<UserPlan>
         let span = replay.span + Duration::from_millis(1);
         let schedule = format!(
             "replay of {} ({} attempts over {} at speed {}; {} lines skipped)",
-            path.display(),
+            sesame_toolkit::input::names(&args.replay),
             replay.arrivals.len(),
             humantime::format_duration(Duration::from_millis(replay.span.as_millis() as u64)),
             args.speed,

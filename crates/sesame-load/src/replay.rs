@@ -8,12 +8,12 @@
 //! storage down) are replayed as logins with the right one.
 
 use crate::scenario::{Arrival, ClientProfile, Op};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use sesame_domain::event::LoginEvent;
+use sesame_toolkit::input;
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub struct Replay {
@@ -30,20 +30,19 @@ pub struct Replay {
     pub span: Duration,
 }
 
-pub fn load(path: &Path, speed: f64, seeded_users: u32) -> anyhow::Result<Replay> {
+/// Reads the event logs at `paths` (plain or gzip, `-` for standard input,
+/// in any order: arrivals are sorted by time) into a replay at `speed`.
+pub fn load(paths: &[PathBuf], speed: f64, seeded_users: u32) -> anyhow::Result<Replay> {
     if !(speed.is_finite() && speed > 0.0) {
         bail!("--speed must be a positive number");
     }
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut events: Vec<(DateTime<Utc>, LoginEvent)> = Vec::new();
     let mut skipped = 0;
-    for line in std::io::BufReader::new(file).lines() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
+    input::for_each_line(paths, |line| {
+        if line.trim_ascii().is_empty() {
+            return;
         }
-        let parsed = serde_json::from_str::<LoginEvent>(&line)
+        let parsed = serde_json::from_slice::<LoginEvent>(line)
             .ok()
             .and_then(|e| Some((DateTime::parse_from_rfc3339(&e.ts).ok()?.to_utc(), e)));
         match parsed {
@@ -51,9 +50,9 @@ pub fn load(path: &Path, speed: f64, seeded_users: u32) -> anyhow::Result<Replay
             Some(event) => events.push(event),
             None => skipped += 1,
         }
-    }
+    })?;
     if events.is_empty() {
-        bail!("{} holds no login events to replay", path.display());
+        bail!("{} holds no login events to replay", input::names(paths));
     }
     // Logs merged from several instances interleave; arrival order is by time.
     events.sort_by_key(|(ts, _)| *ts);
@@ -140,7 +139,7 @@ mod tests {
         ] {
             writeln!(f, "{l}").unwrap();
         }
-        let replay = load(f.path(), 2.0, 2).unwrap();
+        let replay = load(&[f.path().to_owned()], 2.0, 2).unwrap();
         let at: Vec<f64> = replay
             .arrivals
             .iter()

@@ -75,7 +75,7 @@ impl FromStr for RateProfile {
                 })?;
                 Ok(Stage {
                     rate: parse_rate(rate)?,
-                    duration: humantime::parse_duration(duration.trim())
+                    duration: sesame_toolkit::duration::parse(duration)
                         .map_err(|e| format!("stage {stage:?}: {e}"))?,
                 })
             })

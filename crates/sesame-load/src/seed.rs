@@ -33,7 +33,7 @@ pub async fn seed(args: &SeedArgs) -> anyhow::Result<Seeded> {
     let users = args.users.users();
     let started = Instant::now();
     let seeded = match (&args.database, &args.target) {
-        (Some(database), _) => import(database, &users, args.hash_params(), args.batch).await?,
+        (Some(database), _) => import(database, &users, args.hash.params(), args.batch).await?,
         (None, Some(target)) => {
             let target = Target::resolve(target, args.allow_remote).await?;
             register(target, users, args.connections, !args.no_progress).await?

@@ -685,3 +685,74 @@ async fn the_timeline_per_operation_adds_up() {
     );
     assert!(register["completed"].as_u64().unwrap() > 0, "{register}");
 }
+
+/// An event log of `n` logins a tenth of a second apart, one JSON line each.
+fn event_log(n: usize) -> Vec<u8> {
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-26T06:00:00.000Z").unwrap();
+    let mut log = Vec::new();
+    for i in 0..n {
+        let event = sesame_domain::event::LoginEvent {
+            ts: (t0 + chrono::Duration::milliseconds(i as i64 * 100))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            outcome: if i % 3 == 0 {
+                "invalid_credentials"
+            } else {
+                "ok"
+            }
+            .into(),
+            user: format!("user{}", i % 7),
+            ip: format!("203.0.113.{}", i % 5),
+            ..Default::default()
+        };
+        writeln!(log, "{}", serde_json::to_string(&event).unwrap()).unwrap();
+    }
+    log
+}
+
+#[test]
+fn replay_reads_gzipped_rotated_and_piped_logs() {
+    let log = event_log(200);
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("events.jsonl");
+    std::fs::write(&plain, &log).unwrap();
+    let whole = sesame_load::replay::load(&[plain], 1.0, 10).unwrap();
+    assert_eq!(whole.arrivals.len(), 200);
+
+    // Rotated: the older half gzipped (named .1, no .gz), the newer plain;
+    // given newest first, as a shell glob may order them.
+    let half = log[..log.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let (older, newer) = (
+        dir.path().join("events.jsonl.1"),
+        dir.path().join("events.jsonl.0"),
+    );
+    std::fs::write(&older, sesame_toolkit::testing::gzip(&log[..half])).unwrap();
+    std::fs::write(&newer, &log[half..]).unwrap();
+    let args = run_args(&[
+        "--replay",
+        newer.to_str().unwrap(),
+        older.to_str().unwrap(),
+        "--speed",
+        "1",
+    ]);
+    assert_eq!(args.replay, [newer, older]);
+    let rotated = sesame_load::replay::load(&args.replay, args.speed, 10).unwrap();
+    assert_eq!(rotated.arrivals, whole.arrivals);
+    assert_eq!(rotated.clients, whole.clients);
+
+    // `zcat events.jsonl.*.gz | sesame load --replay - ...`, gzip kept.
+    let gzipped = sesame_toolkit::testing::gzip(&log);
+    sesame_toolkit::testing::with_stdin(
+        "replay_reads_gzipped_rotated_and_piped_logs",
+        &gzipped,
+        || {
+            let args = run_args(&["--replay", "-"]);
+            let piped = sesame_load::replay::load(&args.replay, 1.0, 10).unwrap();
+            assert_eq!(piped.arrivals, whole.arrivals);
+            assert_eq!(piped.distinct_users, 7);
+        },
+    );
+}

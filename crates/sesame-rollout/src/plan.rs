@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 use sesame_domain::{HashParams, PasswordHasher};
+use sesame_toolkit::argon2_flags::Argon2Args;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -48,15 +49,9 @@ pub struct PlanArgs {
     /// Indexed point reads per second one database replica serves.
     #[arg(long, env = "SESAME_PLAN_REPLICA_READS", default_value_t = 20_000)]
     pub replica_reads: u64,
-    /// Argon2id memory cost in KiB (as `serve`'s).
-    #[arg(long, env = "SESAME_HASH_M_COST", default_value_t = 19_456)]
-    pub hash_m_cost: u32,
-    /// Argon2id passes.
-    #[arg(long, env = "SESAME_HASH_T_COST", default_value_t = 2)]
-    pub hash_t_cost: u32,
-    /// Argon2id lanes.
-    #[arg(long, env = "SESAME_HASH_P_COST", default_value_t = 1)]
-    pub hash_p_cost: u32,
+    /// The hash to measure (as `serve`'s) and to size pod memory for.
+    #[command(flatten)]
+    pub hash: Argon2Args,
     /// Print the plan as JSON.
     #[arg(long, env = "SESAME_PLAN_JSON")]
     pub json: bool,
@@ -281,11 +276,7 @@ fn round_up(x: u64, to: u64) -> u64 {
 }
 
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let params = HashParams {
-        m_cost: args.hash_m_cost,
-        t_cost: args.hash_t_cost,
-        p_cost: args.hash_p_cost,
-    };
+    let params = args.hash.params();
     let (hash_ms, hash_source) = match args.hash_ms {
         Some(ms) => (ms, "given".to_owned()),
         None => {
@@ -306,14 +297,14 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         target_utilization: args.target_utilization,
         latency_budget_ms: args.latency_budget_ms,
         replica_reads: args.replica_reads,
-        hash_m_cost_kib: args.hash_m_cost,
+        hash_m_cost_kib: params.m_cost,
     })?;
     let report = if args.json {
         serde_json::to_string_pretty(&plan)? + "\n"
     } else {
         plan.render()
     };
-    crate::emit(&report)?;
+    sesame_toolkit::output::emit(&report)?;
     Ok(ExitCode::SUCCESS)
 }
 

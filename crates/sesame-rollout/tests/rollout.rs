@@ -256,7 +256,161 @@ fn unreadable_input_cannot_be_judged() {
     );
 }
 
+/// The judgement as JSON: comparable, NaN p-values included.
+fn judged(extra: &[&str]) -> String {
+    let j = canary::evaluate(&args(extra), &clock()).unwrap();
+    serde_json::to_string(&j).unwrap()
+}
+
+#[test]
+fn gzipped_split_and_piped_logs_judge_like_plain_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    write_log(&path("baseline.jsonl"), &NORMAL, 1);
+    write_log(
+        &path("canary.jsonl"),
+        &Traffic {
+            median_ms: 40.0,
+            ..NORMAL
+        },
+        2,
+    );
+    let plain = judged(&[
+        "--baseline-log",
+        &s(&path("baseline.jsonl")),
+        "--canary-log",
+        &s(&path("canary.jsonl")),
+    ]);
+    assert!(plain.contains("\"verdict\":\"fail\""), "{plain}");
+
+    // The baseline rotated: its older half gzipped under a .1 name, the
+    // newer half plain; both read, in order, like the one file.
+    let baseline = std::fs::read(path("baseline.jsonl")).unwrap();
+    let half = baseline[..baseline.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let gzipped = sesame_toolkit::testing::gzip(&baseline[..half]);
+    std::fs::write(path("baseline.jsonl.1"), &gzipped).unwrap();
+    std::fs::write(path("baseline.jsonl.0"), &baseline[half..]).unwrap();
+    let canary = std::fs::read(path("canary.jsonl")).unwrap();
+    std::fs::write(
+        path("canary.jsonl.gz"),
+        sesame_toolkit::testing::gzip(&canary),
+    )
+    .unwrap();
+    let rotated = judged(&[
+        "--baseline-log",
+        &s(&path("baseline.jsonl.1")),
+        &s(&path("baseline.jsonl.0")),
+        "--canary-log",
+        &s(&path("canary.jsonl.gz")),
+    ]);
+    assert_eq!(rotated, plain);
+
+    // `zcat ... | sesame canary --baseline-log - ...`, still gzip on stdin.
+    let whole = sesame_toolkit::testing::gzip(&baseline);
+    sesame_toolkit::testing::with_stdin(
+        "gzipped_split_and_piped_logs_judge_like_plain_ones",
+        &whole,
+        || {
+            let piped = judged(&[
+                "--baseline-log",
+                "-",
+                "--canary-log",
+                &s(&path("canary.jsonl.gz")),
+            ]);
+            assert_eq!(piped, plain);
+        },
+    );
+}
+
+#[test]
+fn the_verdict_survives_a_reader_that_goes_away() {
+    // `sesame canary ... | head -1`: the report has nowhere to go after its
+    // first line, and the exit code must still be the verdict.
+    sesame_toolkit::testing::with_stdout_closed(
+        "the_verdict_survives_a_reader_that_goes_away",
+        || {
+            let dir = tempfile::tempdir().unwrap();
+            let (b, c) = (dir.path().join("b.jsonl"), dir.path().join("c.jsonl"));
+            write_log(&b, &NORMAL, 1);
+            let slow = Traffic {
+                median_ms: 40.0,
+                ..NORMAL
+            };
+            write_log(&c, &slow, 2);
+            let a = args(&[
+                "--baseline-log",
+                b.to_str().unwrap(),
+                "--canary-log",
+                c.to_str().unwrap(),
+            ]);
+            let code = canary::run_with_clock(a, &clock()).unwrap();
+            code == std::process::ExitCode::from(Verdict::Fail.exit_code())
+        },
+    );
+}
+
+#[test]
+fn only_one_side_can_be_standard_input() {
+    let a = args(&["--baseline-log", "-", "--canary-log", "-"]);
+    let e = canary::evaluate(&a, &clock()).unwrap_err();
+    assert!(e.to_string().contains("standard input"), "{e:#}");
+}
+
 // ---- Prometheus ----------------------------------------------------------
+
+/// `--prometheus https://...` needs a TLS backend in reqwest; without one,
+/// every https URL fails before connecting ("invalid URL, scheme is not
+/// http").
+#[test]
+fn an_https_prometheus_is_reached_over_tls() {
+    let sides = [
+        "--baseline",
+        r#"track="stable""#,
+        "--canary",
+        r#"track="canary""#,
+    ];
+    let judge = |url: &str| {
+        canary::evaluate(
+            &args(&[&["--prometheus", url], &sides[..]].concat()),
+            &clock(),
+        )
+        .unwrap_err()
+    };
+
+    // A closed port on loopback: refused by TCP, as an http:// one would be.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let e = judge(&format!("https://{closed}"));
+    let refused = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+    assert!(refused, "not a refused connection: {e:#}");
+
+    // An open one: the first bytes the judge sends are a TLS handshake
+    // record (content type 22, version 3.x), a ClientHello.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let (first_bytes, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = [0u8; 2];
+        stream.read_exact(&mut head).unwrap();
+        first_bytes.send(head).unwrap();
+    });
+    let e = judge(&url);
+    let head = received
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("the judge never connected: {e:#}"));
+    assert_eq!(head, [0x16, 0x03]);
+}
 
 /// Serves `requests` answers like Prometheus' HTTP API would, the canary
 /// 30% slower than the baseline; returns its URL and the request targets

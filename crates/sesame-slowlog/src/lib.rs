@@ -119,8 +119,8 @@ impl SortBy {
 }
 
 pub fn run(args: SlowlogArgs) -> anyhow::Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    // `sesame slowlog ... | head`: a closed pipe ends the report quietly.
+    let mut out = sesame_toolkit::output::stdout();
     let code = report(&args, &mut out)?;
     out.flush()?;
     Ok(code)

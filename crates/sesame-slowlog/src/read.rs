@@ -1,15 +1,15 @@
-//! Reading: one thread reads (and gunzips) files into chunks of whole
-//! entries, worker threads parse and aggregate them. Memory is bounded by
+//! Reading: one thread reads (and gunzips, through
+//! [`sesame_toolkit::input`]) files into chunks of whole entries, worker
+//! threads parse and aggregate them. Memory is bounded by
 //! the chunks in flight, whatever the size of the log.
 
 use crate::digest::{Aggregator, Digest, Grouping};
 use crate::parse::{for_each_entry, record_boundary};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use flate2::read::MultiGzDecoder;
 use regex::bytes::Regex;
-use std::fs::File;
-use std::io::{self, Read};
+use sesame_toolkit::input;
+use std::io::Read;
 use std::path::Path;
 
 const CHUNK: usize = 1 << 20;
@@ -100,50 +100,15 @@ fn read_file(path: &str, chunks: &Sender<Chunk>, spent: &Receiver<Vec<u8>>) -> F
     read
 }
 
-fn open(path: &str) -> anyhow::Result<(Box<dyn Read + Send>, bool)> {
-    let mut input: Box<dyn Read + Send> = if path == "-" {
-        Box::new(io::stdin())
-    } else {
-        let file = File::open(Path::new(path)).with_context(|| format!("cannot open {path}"))?;
-        // Opening a directory succeeds; reading it fails without a name.
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
-            anyhow::bail!("cannot read {path}: it is a directory, not a slow log");
-        }
-        Box::new(file)
-    };
-    // Gzip is recognized by its magic bytes, not by the file name.
-    let mut magic = [0u8; 2];
-    let n = read_full(&mut input, &mut magic).with_context(|| format!("reading {path}"))?;
-    let head = io::Cursor::new(magic[..n].to_vec());
-    let input = head.chain(input);
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok((Box::new(MultiGzDecoder::new(input)), true))
-    } else {
-        Ok((Box::new(input), false))
-    }
-}
-
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 fn read_into_chunks(
     path: &str,
     read: &mut FileRead,
     chunks: &Sender<Chunk>,
     spent: &Receiver<Vec<u8>>,
 ) -> anyhow::Result<()> {
-    let (mut input, gzip) = open(path)?;
-    read.gzip = gzip;
+    let opened = input::open(Path::new(path))?;
+    read.gzip = opened.gzip;
+    let mut input = opened.reader;
     let mut buf = spent.try_recv().unwrap_or_default();
     buf.clear();
     let mut file_start = true;

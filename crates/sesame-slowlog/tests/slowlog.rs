@@ -737,3 +737,15 @@ fn a_cut_gzip_file_reports_the_bytes_read_before_the_cut() {
         "{text}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_a_failure() {
+    // `sesame slowlog slow.log | head`: once head has its lines, the rest of
+    // the report has nowhere to go, and that is no error (it used to fail
+    // with "Broken pipe" at the final flush).
+    let log = data("mysql-8.0.log");
+    sesame_toolkit::testing::with_stdout_closed("a_reader_that_goes_away_is_not_a_failure", || {
+        let cli = Cli::try_parse_from(["slowlog", &log]).unwrap();
+        matches!(sesame_slowlog::run(cli.args), Ok(code) if code == ExitCode::SUCCESS)
+    });
+}

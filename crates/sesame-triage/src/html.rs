@@ -2,133 +2,49 @@
 //! tables, no script, no external resource, so it can be attached to an
 //! incident ticket as is.
 
-use crate::analyze::{duration, Report};
+use crate::analyze::{duration, Interval, Report};
 use crate::render::{interval_name, nobody_stands_out, thousands};
+use sesame_toolkit::chart::Chart;
+use sesame_toolkit::html::{escape, page_start};
 use std::fmt::Write;
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}\
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}\
+td:first-child,th:first-child{text-align:left}.cause{background:#fff4e5;padding:.5em 1em;margin:.5em 0;border-left:4px solid #e80}\
+code{background:#f2f2f2;padding:1px 4px}";
 
-struct Series<'a> {
-    name: &'a str,
-    color: &'a str,
-    values: Vec<f64>,
-}
-
-const WIDTH: f64 = 900.0;
-const HEIGHT: f64 = 220.0;
-const LEFT: f64 = 70.0;
-const BOTTOM: f64 = 30.0;
-
-/// A line chart over the timeline; `log` scales y logarithmically (latency
-/// spans decades). Change points are drawn as vertical red lines.
-fn chart(r: &Report, title: &str, series: &[Series], log: bool, unit: fn(f64) -> String) -> String {
-    let n = r.timeline.len().max(1);
-    let all = series.iter().flat_map(|s| s.values.iter().copied());
-    let positive = all.clone().filter(|v| *v > 0.0);
-    let (lo, hi) = if log {
-        let lo = positive.clone().fold(f64::INFINITY, f64::min);
-        let hi = positive.fold(0.0, f64::max);
-        if hi > 0.0 {
-            (lo.min(hi / 10.0), hi * 1.5)
-        } else {
-            (0.1, 1.0)
-        }
-    } else {
-        (0.0, all.fold(0.0, f64::max).max(1e-9) * 1.1)
-    };
-    let scale = |v: f64| if log { v.max(lo).ln() } else { v };
-    let (slo, shi) = (scale(lo), scale(hi));
-    let x = |i: usize| LEFT + (WIDTH - LEFT - 10.0) * i as f64 / (n.max(2) - 1) as f64;
-    let y = |v: f64| {
-        10.0 + (HEIGHT - BOTTOM - 10.0) * (1.0 - (scale(v) - slo) / (shi - slo).max(1e-12))
-    };
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<h3>{}</h3><svg viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{0}">"#,
-        escape(title)
-    );
-    let _ = write!(
-        svg,
-        r##"<rect x="{LEFT}" y="10" width="{}" height="{}" fill="#fafafa" stroke="#ccc"/>"##,
-        WIDTH - LEFT - 10.0,
-        HEIGHT - BOTTOM - 10.0
-    );
-    for k in 0..=4 {
-        let v = if log {
-            (slo + (shi - slo) * k as f64 / 4.0).exp()
-        } else {
-            hi * k as f64 / 4.0
-        };
-        let _ = write!(
-            svg,
-            r##"<text x="{}" y="{:.1}" font-size="11" text-anchor="end" fill="#555">{}</text>"##,
-            LEFT - 4.0,
-            y(v) + 4.0,
-            escape(&unit(v))
-        );
-    }
+/// A chart over the timeline: x is the interval's index, labelled with its
+/// time of day; change points are dashed red lines.
+fn timeline_chart<'a>(r: &'a Report, label: &'a str) -> Chart<'a> {
+    let n = r.timeline.len();
     let ticks = 6.min(n);
-    for k in 0..ticks {
-        let i = k * (n - 1) / (ticks - 1).max(1);
-        if let Some(row) = r.timeline.get(i) {
-            let anchor = if k + 1 == ticks && ticks > 1 {
-                "end"
-            } else {
-                "middle"
-            };
-            let _ = write!(
-                svg,
-                r##"<text x="{:.1}" y="{}" font-size="11" text-anchor="{anchor}" fill="#555">{}</text>"##,
-                x(i),
-                HEIGHT - 10.0,
-                escape(row.start.get(11..16).unwrap_or(&row.start))
-            );
-        }
-    }
-    for c in &r.change_points {
-        let _ = write!(
-            svg,
-            r##"<line x1="{0:.1}" x2="{0:.1}" y1="10" y2="{1}" stroke="#d00" stroke-dasharray="4 3"><title>change point {2}</title></line>"##,
-            x(c.interval),
-            HEIGHT - BOTTOM,
-            escape(&c.at)
-        );
-    }
-    for (k, s) in series.iter().enumerate() {
-        let points: Vec<String> = s
-            .values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{:.1},{:.1}", x(i), y(*v)))
-            .collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="1.8" points="{}"/><text x="{}" y="24" font-size="12" fill="{0}">{}</text>"#,
-            s.color,
-            points.join(" "),
-            LEFT + 10.0 + 90.0 * k as f64,
-            escape(s.name)
-        );
-    }
-    svg.push_str("</svg>");
-    svg
+    let times = (0..ticks).map(|k| {
+        let i = k * n.saturating_sub(1) / (ticks - 1).max(1);
+        let start = &r.timeline[i].start;
+        (i as f64, start.get(11..16).unwrap_or(start).to_owned())
+    });
+    let chart = Chart::new(label)
+        .x_range(0.0, n.saturating_sub(1).max(1) as f64)
+        .x_ticks(times);
+    r.change_points.iter().fold(chart, |chart, c| {
+        chart.marker(c.interval as f64, format!("change point {}", c.at))
+    })
+}
+
+/// One column of the timeline, as points of a chart.
+fn column(r: &Report, f: fn(&Interval) -> f64) -> Vec<(f64, f64)> {
+    r.timeline
+        .iter()
+        .enumerate()
+        .map(|(i, row)| (i as f64, f(row)))
+        .collect()
 }
 
 pub fn render(r: &Report) -> String {
-    let mut h = String::new();
+    let mut h = page_start("sesame triage", CSS);
     let _ = write!(
         h,
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>sesame triage</title><style>
-body{{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:960px;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0}}td,th{{padding:2px 8px;border-bottom:1px solid #eee;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}.cause{{background:#fff4e5;padding:.5em 1em;margin:.5em 0;border-left:4px solid #e80}}
-code{{background:#f2f2f2;padding:1px 4px}}</style></head><body><h1>sesame triage</h1><p>{} logins in {} file(s), {} to {}; {} slow (&ge; {}).</p>"#,
+        "<h1>sesame triage</h1><p>{} logins in {} file(s), {} to {}; {} slow (&ge; {}).</p>",
         thousands(r.logins),
         r.files.len(),
         escape(r.from.as_deref().unwrap_or("-")),
@@ -145,70 +61,26 @@ code{{background:#f2f2f2;padding:1px 4px}}</style></head><body><h1>sesame triage
         "<h2>1. Timeline (per {})</h2>",
         interval_name(r.interval_s)
     );
-    let col =
-        |f: fn(&crate::analyze::Interval) -> f64| r.timeline.iter().map(f).collect::<Vec<_>>();
-    h.push_str(&chart(
-        r,
-        "Latency",
-        &[
-            Series {
-                name: "p50",
-                color: "#1565c0",
-                values: col(|i| i.p50_ms),
-            },
-            Series {
-                name: "p99",
-                color: "#c62828",
-                values: col(|i| i.p99_ms),
-            },
-        ],
-        true,
-        duration,
-    ));
-    h.push_str(&chart(
-        r,
-        "Logins per second",
-        &[Series {
-            name: "rate",
-            color: "#2e7d32",
-            values: col(|i| i.rate_per_s),
-        }],
-        false,
-        |v| format!("{v:.0}"),
-    ));
-    h.push_str(&chart(
-        r,
-        "Outcomes (% of logins)",
-        &[
-            Series {
-                name: "slow",
-                color: "#6a1b9a",
-                values: col(|i| i.slow_pct),
-            },
-            Series {
-                name: "401",
-                color: "#ef6c00",
-                values: col(|i| i.failed_pct),
-            },
-            Series {
-                name: "429",
-                color: "#795548",
-                values: col(|i| i.rate_limited_pct),
-            },
-            Series {
-                name: "shed",
-                color: "#00838f",
-                values: col(|i| i.shed_pct),
-            },
-            Series {
-                name: "error",
-                color: "#d00",
-                values: col(|i| i.error_pct),
-            },
-        ],
-        false,
-        |v| format!("{v:.0}%"),
-    ));
+    let charts = [
+        timeline_chart(r, "Latency")
+            .log_y()
+            .y_format(duration)
+            .line_in("#1565c0", "p50", column(r, |i| i.p50_ms))
+            .line_in("#c62828", "p99", column(r, |i| i.p99_ms)),
+        timeline_chart(r, "Logins per second")
+            .y_format(|v| format!("{v:.0}"))
+            .line_in("#2e7d32", "rate", column(r, |i| i.rate_per_s)),
+        timeline_chart(r, "Outcomes (% of logins)")
+            .y_format(|v| format!("{v:.0}%"))
+            .line_in("#6a1b9a", "slow", column(r, |i| i.slow_pct))
+            .line_in("#ef6c00", "401", column(r, |i| i.failed_pct))
+            .line_in("#795548", "429", column(r, |i| i.rate_limited_pct))
+            .line_in("#00838f", "shed", column(r, |i| i.shed_pct))
+            .line_in("#d00", "error", column(r, |i| i.error_pct)),
+    ];
+    for chart in charts {
+        let _ = write!(h, "<h3>{}</h3>{}", escape(chart.label()), chart.svg());
+    }
     for c in &r.change_points {
         let _ = write!(
             h,
@@ -231,15 +103,7 @@ code{{background:#f2f2f2;padding:1px 4px}}</style></head><body><h1>sesame triage
     }
 
     h.push_str("<h2>3. Where the time went</h2><table><tr><th>stage (mean)</th><th>slow</th><th>normal</th></tr>");
-    let (s, n) = (&r.stages.slow, &r.stages.normal);
-    for (name, slow, normal) in [
-        ("queue", s.queue_ms, n.queue_ms),
-        ("hash", s.hash_ms, n.hash_ms),
-        ("db", s.db_ms, n.db_ms),
-        ("session", s.session_ms, n.session_ms),
-        ("other", s.other_ms, n.other_ms),
-        ("total", s.total_ms, n.total_ms),
-    ] {
+    for (name, slow, normal) in r.stages.rows() {
         let strong = r.stages.dominant.as_deref() == Some(name);
         let _ = write!(
             h,

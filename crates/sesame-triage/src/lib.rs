@@ -15,7 +15,6 @@ pub mod scan;
 pub mod synth;
 
 use anyhow::Context;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -28,7 +27,7 @@ pub struct TriageArgs {
     #[arg(required = true, value_name = "EVENTLOG")]
     pub eventlogs: Vec<PathBuf>,
     /// Only logins at or after this time: RFC 3339, `YYYY-MM-DD HH:MM[:SS]`
-    /// in UTC, or a span back from now (`90s`, `30m`, `1h`, `2d`).
+    /// in UTC, or a span back from now (`90s`, `30m`, `1h`, `2d`, `1h30m`).
     #[arg(long, env = "SESAME_TRIAGE_SINCE", value_parser = parse_time)]
     pub since: Option<i64>,
     /// Only logins before this time (same forms as --since).
@@ -38,8 +37,8 @@ pub struct TriageArgs {
     /// threshold (250 ms in deploy/prometheus).
     #[arg(long, env = "SESAME_TRIAGE_THRESHOLD_MS", default_value_t = 250.0)]
     pub threshold_ms: f64,
-    /// Timeline interval (`30s`, `1m`, `5m`, `1h`); by default one that gives
-    /// at most 60 rows.
+    /// Timeline interval (`30s`, `1m`, `5m`, `1h`, any duration); by default
+    /// one that gives at most 60 rows.
     #[arg(long, env = "SESAME_TRIAGE_INTERVAL", value_parser = parse_interval)]
     pub interval: Option<i64>,
     /// Print the report as JSON instead of text.
@@ -84,22 +83,15 @@ fn parse_time(s: &str) -> Result<i64, String> {
     })
 }
 
+/// A timeline interval, in ms: any duration ([`sesame_toolkit::duration`]),
+/// at least a millisecond.
 fn parse_interval(s: &str) -> Result<i64, String> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?}: expected e.g. 30s, 1m, 5m, 1h"))?;
-    let unit_ms = match unit {
-        "" | "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return Err(format!("{s:?}: unit must be s, m, h or d")),
-    };
-    if n <= 0 {
-        return Err("interval must be positive".to_owned());
+    let interval = sesame_toolkit::duration::parse(s)?;
+    match i64::try_from(interval.as_millis()) {
+        Ok(ms) if ms > 0 => Ok(ms),
+        Ok(_) => Err("interval must be positive".to_owned()),
+        Err(_) => Err(format!("{s:?} is too long an interval")),
     }
-    Ok(n * unit_ms)
 }
 
 /// Reads every log into one scan. A reader thread reads and decompresses
@@ -110,40 +102,25 @@ pub fn scan(args: &TriageArgs) -> anyhow::Result<scan::Scan> {
         since_ms: args.since,
         until_ms: args.until,
     });
-    let (full, chunks) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(2);
-    let (done, recycled) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::scope(|threads| {
-        let reader = threads.spawn(move || -> anyhow::Result<()> {
-            for (file, path) in args.eventlogs.iter().enumerate() {
-                let source = input::open(path)?;
-                input::read_chunks(
-                    source,
-                    || recycled.try_recv().ok(),
-                    // A send fails only once the parser is gone.
-                    |chunk| drop(full.send((file, chunk))),
-                )
-                .with_context(|| format!("read {}", path.display()))?;
-            }
-            Ok(())
-        });
-        let mut started = 0;
-        let mut start_files_to = |scan: &mut scan::Scan, file: usize| {
-            for path in args.eventlogs.get(started..file).unwrap_or_default() {
-                scan.start_file(&path.display().to_string());
-            }
-            started = started.max(file);
-        };
-        for (file, chunk) in chunks {
-            start_files_to(&mut scan, file + 1);
-            for line in input::lines(&chunk) {
-                scan.line(line);
-            }
-            let _ = done.send(chunk);
+    let chunks = input::Chunks::read(&args.eventlogs);
+    let recycle = chunks.recycler();
+    let mut started = 0;
+    let mut start_files_to = |scan: &mut scan::Scan, file: usize| {
+        for path in args.eventlogs.get(started..file).unwrap_or_default() {
+            scan.start_file(&path.display().to_string());
         }
-        // Empty files count among those read.
-        start_files_to(&mut scan, args.eventlogs.len());
-        reader.join().expect("reader thread panicked")
-    })?;
+        started = started.max(file);
+    };
+    for chunk in chunks {
+        let chunk = chunk?;
+        start_files_to(&mut scan, chunk.file + 1);
+        for line in input::lines(&chunk.data) {
+            scan.line(line);
+        }
+        recycle(chunk.data);
+    }
+    // Empty files count among those read.
+    start_files_to(&mut scan, args.eventlogs.len());
     Ok(scan)
 }
 
@@ -172,10 +149,7 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         render::text(&report)
     };
     // `sesame triage ... | head` is fine: a closed pipe is no error.
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
+    sesame_toolkit::output::emit(&text)?;
     // Nothing readable at all is an error; some bad lines are a finding.
     if report.lines > 0 && report.bad_lines == report.lines {
         anyhow::bail!("no line of the input is a sesame login event");
@@ -194,8 +168,34 @@ mod tests {
         let now = chrono::Utc::now().timestamp_millis();
         let hour_ago = parse_time("1h").unwrap();
         assert!((now - 3_600_000 - hour_ago).abs() < 5_000, "{hour_ago}");
-        assert!(parse_time("1y").is_err());
+        // `1y` was refused before triage shared the toolkit's durations;
+        // humantime reads it as a year (365.25 days).
+        let year_ago = parse_time("1y").unwrap();
+        assert!(
+            (now - 31_557_600_000 - year_ago).abs() < 5_000,
+            "{year_ago}"
+        );
+        assert!(parse_time("1x").is_err());
         assert!(parse_time("2026").is_err(), "a bare number is neither");
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn intervals_are_durations_of_a_millisecond_or_more() {
+        for (text, ms) in [
+            ("30s", 30_000),
+            ("1m", 60_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("2d", 172_800_000),
+            ("90", 90_000),
+            ("1.5m", 90_000),
+            ("1h30m", 5_400_000),
+        ] {
+            assert_eq!(parse_interval(text), Ok(ms), "{text}");
+        }
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("500us").is_err());
+        assert!(parse_interval("5x").is_err());
     }
 }

@@ -141,15 +141,7 @@ pub fn text(r: &Report) -> String {
 
     let _ = writeln!(o, "\n3. WHERE THE TIME WENT (mean per login)");
     let _ = writeln!(o, "{:<10} {:>10} {:>10}", "stage", "slow", "normal");
-    let (s, n) = (&r.stages.slow, &r.stages.normal);
-    for (name, slow, normal) in [
-        ("queue", s.queue_ms, n.queue_ms),
-        ("hash", s.hash_ms, n.hash_ms),
-        ("db", s.db_ms, n.db_ms),
-        ("session", s.session_ms, n.session_ms),
-        ("other", s.other_ms, n.other_ms),
-        ("total", s.total_ms, n.total_ms),
-    ] {
+    for (name, slow, normal) in r.stages.rows() {
         let dominant = if r.stages.dominant.as_deref() == Some(name) {
             "  <- dominant"
         } else {

@@ -327,6 +327,26 @@ fn gzip_and_many_files_read_like_one_plain_log() {
 }
 
 #[test]
+fn a_gzipped_log_on_standard_input_reads_like_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "all.log", &scenario(Incident::Deploy));
+    let plain = report(&args(vec![path.clone()])).unwrap();
+    let gzipped = sesame_toolkit::testing::gzip(&std::fs::read(&path).unwrap());
+    sesame_toolkit::testing::with_stdin(
+        "a_gzipped_log_on_standard_input_reads_like_the_file",
+        &gzipped,
+        || {
+            let piped = report(&args(vec!["-".into()])).unwrap();
+            assert_eq!(piped.files, ["-"]);
+            assert_eq!(piped.logins, plain.logins);
+            assert_eq!(piped.slow_logins, plain.slow_logins);
+            assert_eq!(piped.bad_lines, 0);
+            assert_eq!(causes(&piped), causes(&plain));
+        },
+    );
+}
+
+#[test]
 fn since_and_until_bound_the_logins_read() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_log(dir.path(), "events.log", &scenario(Incident::Deploy));

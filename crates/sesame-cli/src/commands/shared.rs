@@ -2,6 +2,8 @@
 
 use sesame_domain::HashParams;
 use sesame_storage::StorageConfig;
+use sesame_toolkit::argon2_flags::Argon2Args;
+use sesame_toolkit::duration;
 
 #[derive(Debug, clap::Args)]
 pub struct StorageArgs {
@@ -18,8 +20,8 @@ pub struct StorageArgs {
     #[arg(long = "cache", env = "SESAME_CACHE_URL")]
     pub cache: Option<String>,
     /// A replica further behind the primary than this is not read from
-    /// (seconds, or with a unit: `500ms`, `5s`).
-    #[arg(long, env = "SESAME_MAX_REPLICA_LAG", default_value = "5s", value_parser = parse_duration)]
+    /// (seconds, or with a unit: `500ms`, `5s`, `1m`).
+    #[arg(long, env = "SESAME_MAX_REPLICA_LAG", default_value = "5s", value_parser = duration::parse)]
     pub max_replica_lag: std::time::Duration,
 }
 
@@ -42,40 +44,12 @@ impl StorageArgs {
     }
 }
 
-/// `5`, `2.5`, `5s`, `500ms`, `1m`.
-pub fn parse_duration(raw: &str) -> Result<std::time::Duration, String> {
-    let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a duration (like 5s or 500ms)"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {raw:?} (use ms, s or m)"
-            ))
-        }
-    };
-    std::time::Duration::try_from_secs_f64(seconds).map_err(|e| format!("{raw:?}: {e}"))
-}
-
+/// The Argon2id flags (declared once, in the toolkit, for every command that
+/// hashes) and the hash workers of the commands that run a hash pool.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HashArgs {
-    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
-    #[arg(long, env = "SESAME_HASH_M_COST", default_value_t = 19_456)]
-    pub hash_m_cost: u32,
-    /// Argon2id passes.
-    #[arg(long, env = "SESAME_HASH_T_COST", default_value_t = 2)]
-    pub hash_t_cost: u32,
-    /// Argon2id lanes.
-    #[arg(long, env = "SESAME_HASH_P_COST", default_value_t = 1)]
-    pub hash_p_cost: u32,
+    #[command(flatten)]
+    pub cost: Argon2Args,
     /// Hashing threads (default: the available cores).
     #[arg(long, env = "SESAME_HASH_WORKERS")]
     pub hash_workers: Option<usize>,
@@ -83,11 +57,7 @@ pub struct HashArgs {
 
 impl HashArgs {
     pub fn params(&self) -> HashParams {
-        HashParams {
-            m_cost: self.hash_m_cost,
-            t_cost: self.hash_t_cost,
-            p_cost: self.hash_p_cost,
-        }
+        self.cost.params()
     }
 
     pub fn workers(&self) -> usize {

@@ -1,47 +1,60 @@
-//! One side of the comparison from an event log written by `sesame serve`
-//! (`SESAME_EVENT_LOG`): one [`LoginEvent`] per line. Other lines are skipped
-//! and counted, so `kubectl logs` output (events on stdout, diagnostics on
-//! stderr, merged) can be judged as it comes.
+//! One side of the comparison from event logs written by `sesame serve`
+//! (`SESAME_EVENT_LOG`): one [`LoginEvent`] per line, read through
+//! [`sesame_toolkit::input`] (plain or gzip, several files, `-` for standard
+//! input), as `sesame triage` reads them. Other lines are skipped and
+//! counted, so `kubectl logs` output (events on stdout, diagnostics on
+//! stderr, merged) can be judged as it comes, binary garbage included.
 
 use super::judge::Observations;
-use anyhow::Context;
 use sesame_domain::event::LoginEvent;
-use std::io::BufRead;
-use std::path::Path;
+use sesame_toolkit::input;
+use std::path::PathBuf;
 
-pub fn read(path: &Path) -> anyhow::Result<Observations> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let (seen, skipped) = observe(std::io::BufReader::new(file))
-        .with_context(|| format!("reading {}", path.display()))?;
-    if skipped > 0 {
+pub fn read(paths: &[PathBuf]) -> anyhow::Result<Observations> {
+    let mut tally = Tally::default();
+    input::for_each_line(paths, |line| tally.line(line))?;
+    if tally.skipped > 0 {
         eprintln!(
-            "sesame canary: {}: skipped {skipped} lines that are not login events",
-            path.display()
+            "sesame canary: {}: skipped {} lines that are not login events",
+            input::names(paths),
+            tally.skipped
         );
     }
-    Ok(seen)
+    Ok(tally.seen)
 }
 
-/// The observations, and how many lines were not login events.
-pub fn observe(reader: impl BufRead) -> anyhow::Result<(Observations, u64)> {
-    let mut seen = Observations::default();
-    let mut skipped = 0;
-    for line in reader.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
+/// The observations in `log` (whole lines), and how many lines were not
+/// login events.
+pub fn observe(log: &[u8]) -> (Observations, u64) {
+    let mut tally = Tally::default();
+    input::lines(log).for_each(|line| tally.line(line));
+    (tally.seen, tally.skipped)
+}
+
+#[derive(Default)]
+struct Tally {
+    seen: Observations,
+    /// Lines that are not login events.
+    skipped: u64,
+}
+
+impl Tally {
+    fn line(&mut self, line: &[u8]) {
+        if line.trim_ascii().is_empty() {
+            return;
         }
-        let event = match serde_json::from_str::<LoginEvent>(&line) {
+        let event = match serde_json::from_slice::<LoginEvent>(line) {
             Ok(event) if !event.outcome.is_empty() => event,
             _ => {
-                skipped += 1;
-                continue;
+                self.skipped += 1;
+                return;
             }
         };
         // The caller's mistake, not the service's: no attempt (as in the SLO).
         if event.outcome == "bad_request" {
-            continue;
+            return;
         }
+        let seen = &mut self.seen;
         seen.attempts += 1;
         match event.status {
             200 => seen.latency_ms.push(event.total_ms),
@@ -53,7 +66,6 @@ pub fn observe(reader: impl BufRead) -> anyhow::Result<(Observations, u64)> {
             _ => {}
         }
     }
-    Ok((seen, skipped))
 }
 
 #[cfg(test)]
@@ -69,7 +81,7 @@ mod tests {
 {"ts":"2026-11-26T06:00:00.030Z","outcome":"rate_limited","status":429,"total_ms":0.2}
 {"ts":"2026-11-26T06:00:00.040Z","outcome":"bad_request","status":400,"total_ms":0.1}
 "#;
-        let (seen, skipped) = observe(log.as_bytes()).unwrap();
+        let (seen, skipped) = observe(log.as_bytes());
         assert_eq!(skipped, 0);
         assert_eq!(
             seen,
@@ -88,9 +100,24 @@ mod tests {
 not json at all
 {"ts":"2026-11-26T06:00:00.000Z","outcome":"ok","status":200,"total_ms":30.5}
 "#;
-        let (seen, skipped) = observe(mixed.as_bytes()).unwrap();
+        let (seen, skipped) = observe(mixed.as_bytes());
         assert_eq!(skipped, 2);
         assert_eq!(seen.attempts, 1);
         assert_eq!(seen.latency_ms, vec![30.5]);
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped_not_fatal() {
+        // Before the shared input, a line of binary garbage (a cut write, a
+        // stray control sequence) stopped the whole read as "not UTF-8".
+        let mut log = b"{\"ts\":\"2026-11-26T06:00:00.000Z\",\"outcome\":\"ok\",\"status\":200,\"total_ms\":30.5}\n".to_vec();
+        log.extend_from_slice(b"\xff\xfe garbage\r\n");
+        log.extend_from_slice(b"{\"ts\":\"2026-11-26T06:00:00.100Z\",\"outcome\":\"ok\",\"status\":200,\"total_ms\":31.0}\r\n");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        std::fs::write(&path, &log).unwrap();
+        let seen = read(&[path]).unwrap();
+        assert_eq!(seen.latency_ms, vec![30.5, 31.0]);
+        assert_eq!(seen.attempts, 2);
     }
 }

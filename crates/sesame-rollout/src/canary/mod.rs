@@ -6,10 +6,10 @@ pub mod eventlog;
 pub mod judge;
 pub mod prometheus;
 
-use crate::duration::parse_duration;
 use chrono::{DateTime, Utc};
 use judge::{JudgeConfig, Judgement, MetricResult, Observations};
 use sesame_domain::{Clock, SystemClock};
+use sesame_toolkit::duration;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,12 +24,14 @@ pub const EXIT_CANNOT_JUDGE: u8 = 3;
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["baseline_log", "prometheus"])))]
 pub struct CanaryArgs {
-    /// Event log (JSON lines) written by the baseline instances.
-    #[arg(long, env = "SESAME_CANARY_BASELINE_LOG", requires = "canary_log")]
-    pub baseline_log: Option<PathBuf>,
-    /// Event log written by the canary instances over the same period.
-    #[arg(long, env = "SESAME_CANARY_CANARY_LOG", requires = "baseline_log")]
-    pub canary_log: Option<PathBuf>,
+    /// Event logs (JSON lines) written by the baseline instances: plain or
+    /// gzip, several files (one per pod, rotated ones), `-` for standard input.
+    #[arg(long, env = "SESAME_CANARY_BASELINE_LOG", value_name = "EVENTLOG", num_args = 1.., requires = "canary_log")]
+    pub baseline_log: Vec<PathBuf>,
+    /// Event logs written by the canary instances over the same period (as
+    /// for --baseline-log; only one side can be standard input).
+    #[arg(long, env = "SESAME_CANARY_CANARY_LOG", value_name = "EVENTLOG", num_args = 1.., requires = "baseline_log")]
+    pub canary_log: Vec<PathBuf>,
     /// Prometheus base URL, e.g. http://prometheus.monitoring:9090.
     #[arg(long, env = "SESAME_CANARY_PROMETHEUS", requires_all = ["baseline", "canary"], conflicts_with = "baseline_log")]
     pub prometheus: Option<String>,
@@ -42,11 +44,11 @@ pub struct CanaryArgs {
     /// End of the window (RFC 3339; default: now).
     #[arg(long, env = "SESAME_CANARY_END")]
     pub end: Option<DateTime<Utc>>,
-    /// Length of the window that ends at --end (e.g. 10m, 1h, 90s).
-    #[arg(long, env = "SESAME_CANARY_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    /// Length of the window that ends at --end (e.g. 10m, 1h, 90s, 1h30m).
+    #[arg(long, env = "SESAME_CANARY_WINDOW", default_value = "10m", value_parser = duration::parse)]
     pub window: Duration,
     /// Prometheus step: one latency sample per step and side.
-    #[arg(long, env = "SESAME_CANARY_STEP", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "SESAME_CANARY_STEP", default_value = "30s", value_parser = duration::parse)]
     pub step: Duration,
     /// Latency quantile read from the histogram at each step.
     #[arg(long, env = "SESAME_CANARY_QUANTILE", default_value_t = 0.99)]
@@ -120,7 +122,7 @@ pub fn run_with_clock(args: CanaryArgs, clock: &dyn Clock) -> anyhow::Result<Exi
             } else {
                 render(&judgement)
             };
-            crate::emit(&report)?;
+            sesame_toolkit::output::emit(&report)?;
             Ok(ExitCode::from(judgement.verdict.exit_code()))
         }
         Err(e) => {
@@ -137,8 +139,16 @@ pub fn evaluate(args: &CanaryArgs, clock: &dyn Clock) -> anyhow::Result<Judgemen
 }
 
 fn observe(args: &CanaryArgs, clock: &dyn Clock) -> anyhow::Result<(Observations, Observations)> {
-    if let (Some(b), Some(c)) = (&args.baseline_log, &args.canary_log) {
-        return Ok((eventlog::read(b)?, eventlog::read(c)?));
+    if !args.baseline_log.is_empty() && !args.canary_log.is_empty() {
+        let stdin = |paths: &[PathBuf]| paths.iter().any(|p| sesame_toolkit::input::is_stdin(p));
+        anyhow::ensure!(
+            !(stdin(&args.baseline_log) && stdin(&args.canary_log)),
+            "only one side can be read from standard input (-)"
+        );
+        return Ok((
+            eventlog::read(&args.baseline_log)?,
+            eventlog::read(&args.canary_log)?,
+        ));
     }
     let (Some(url), Some(b), Some(c)) = (&args.prometheus, &args.baseline, &args.canary) else {
         anyhow::bail!(

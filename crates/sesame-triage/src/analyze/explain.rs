@@ -86,6 +86,20 @@ pub struct Stages {
     pub sentence: String,
 }
 
+impl Stages {
+    /// Each stage with its mean among slow and among normal logins, then
+    /// the total: the rows of the report's "where the time went".
+    pub fn rows(&self) -> impl Iterator<Item = (&'static str, f64, f64)> {
+        let parts = STAGES
+            .into_iter()
+            .zip(self.slow.parts())
+            .zip(self.normal.parts());
+        parts
+            .map(|((name, slow), normal)| (name, slow, normal))
+            .chain([("total", self.slow.total_ms, self.normal.total_ms)])
+    }
+}
+
 fn means(sums: &StageSums) -> StageMeans {
     let n = sums.logins.max(1) as f64;
     let [queue, hash, db, session] = sums.stages_ms.map(|s| s / n);
