@@ -262,7 +262,14 @@ impl LoginService {
             });
         };
         let deadline = arrived + self.settings.latency_budget.mul_f64(HASH_SHARE_OF_BUDGET);
-        let lookup_by = self.pool.admit(deadline)?;
+        // Admission keeps room for the lookup as well as the queue and the
+        // hash: a login admitted with no time left for its database read
+        // would be refused later, slowly, and blamed on the database.
+        let lookup_allowance = self.settings.latency_budget / SLOW_LOOKUP_SHARE_OF_BUDGET;
+        let lookup_by = self
+            .pool
+            .admit(deadline.checked_sub(lookup_allowance).unwrap_or(deadline))?
+            + lookup_allowance;
         self.limiter.admit_login(username, ip).await?;
         let result = self
             .verify(username, password, deadline, lookup_by, timings, db_role)

@@ -20,7 +20,16 @@ use tokio::sync::oneshot;
 /// error (hashes slowed by a busy machine, the estimate lagging): without
 /// it, a queue held at the admission bound keeps admitting jobs that expire
 /// later, answered 503 after waiting most of the budget instead of at once.
+/// It is the most the share may be: each job that expires in the queue
+/// anyway (hashes slower than the estimate said, on a machine whose load
+/// varies) shrinks it by `EXPIRY_BACKOFF`, down to `MIN_ADMISSION_SHARE`,
+/// and each job done in time gives a little back. The slack follows the
+/// estimate's observed error instead of a guess at it.
 const ADMISSION_SHARE: f64 = 0.8;
+const MIN_ADMISSION_SHARE: f64 = 0.3;
+const EXPIRY_BACKOFF: f64 = 0.9;
+/// About fifty jobs done in time undo one expiry.
+const ON_TIME_RECOVERY: f64 = 0.002;
 
 /// Hard cap on queued jobs per worker, whatever the estimate says: it bounds
 /// memory if hashes suddenly get much slower than the estimate.
@@ -61,6 +70,8 @@ pub struct PoolStats {
     pub expired: u64,
     pub abandoned: u64,
     pub completed: u64,
+    /// The share of the time left a job's predicted wait and hash may take.
+    pub admission_share: f64,
 }
 
 enum Work {
@@ -100,6 +111,9 @@ struct Shared {
     last_done_ns: AtomicU64,
     /// A probe is queued or hashing.
     probing: AtomicBool,
+    /// The share of the time left that a job's wait and hash may fill to be
+    /// admitted (an f64's bits), within [MIN_ADMISSION_SHARE, ADMISSION_SHARE].
+    admission_share: AtomicU64,
 }
 
 impl Shared {
@@ -115,6 +129,20 @@ impl Shared {
             .hash_ns
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
                 Some(old - old / 8 + sample / 8)
+            });
+    }
+
+    fn admission_share(&self) -> f64 {
+        f64::from_bits(self.admission_share.load(Ordering::Relaxed))
+    }
+
+    fn adjust_admission_share(&self, change: impl Fn(f64) -> f64) {
+        let _ = self
+            .admission_share
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let share =
+                    change(f64::from_bits(bits)).clamp(MIN_ADMISSION_SHARE, ADMISSION_SHARE);
+                Some(share.to_bits())
             });
     }
 
@@ -164,6 +192,7 @@ impl HashPool {
             epoch: started,
             last_done_ns: AtomicU64::new(first_estimate.as_nanos() as u64),
             probing: AtomicBool::new(false),
+            admission_share: AtomicU64::new(ADMISSION_SHARE.to_bits()),
         });
         let (sender, receiver) = crossbeam_channel::bounded::<Job>(workers * MAX_QUEUED_PER_WORKER);
         for i in 0..workers {
@@ -197,6 +226,7 @@ impl HashPool {
             expired: s.expired.load(Ordering::Relaxed),
             abandoned: s.abandoned.load(Ordering::Relaxed),
             completed: s.completed.load(Ordering::Relaxed),
+            admission_share: s.admission_share(),
         }
     }
 
@@ -238,7 +268,8 @@ impl HashPool {
         let now = Instant::now();
         match self.admission(now, deadline)? {
             Admission::Estimated(wait) => {
-                let needed = (wait + self.shared.hash_estimate()).div_f64(ADMISSION_SHARE);
+                let needed =
+                    (wait + self.shared.hash_estimate()).div_f64(self.shared.admission_share());
                 Ok(deadline.checked_sub(needed).unwrap_or(now))
             }
             // The estimate is not to be trusted: the work before may take
@@ -253,7 +284,7 @@ impl HashPool {
         let s = &self.shared;
         let wait = s.expected_wait();
         let left = deadline.saturating_duration_since(now);
-        if wait + s.hash_estimate() <= left.mul_f64(ADMISSION_SHARE) {
+        if wait + s.hash_estimate() <= left.mul_f64(s.admission_share()) {
             return Ok(Admission::Estimated(wait));
         }
         if s.probe_due(now) {
@@ -351,6 +382,7 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
         }
         if !job.probe && started + shared.hash_estimate() > job.deadline {
             shared.expired.fetch_add(1, Ordering::Relaxed);
+            shared.adjust_admission_share(|share| share * EXPIRY_BACKOFF);
             let _ = job.reply.send(Err(PoolError::Expired));
             continue;
         }
@@ -372,6 +404,9 @@ fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hashe
             shared.probing.store(false, Ordering::Relaxed);
         } else {
             shared.record_hash(finished - started);
+        }
+        if finished <= job.deadline {
+            shared.adjust_admission_share(|share| share + ON_TIME_RECOVERY);
         }
         shared.last_done_ns.store(
             (finished - shared.epoch)
@@ -522,5 +557,42 @@ mod tests {
             .await
             .unwrap();
         assert!(after.is_ok());
+    }
+
+    #[tokio::test]
+    async fn jobs_that_expire_anyway_make_admission_keep_more_slack() {
+        let pool = pool(1, 1024);
+        assert_eq!(pool.stats().admission_share, ADMISSION_SHARE);
+        // Hashes much slower than the estimate says: what a busy machine
+        // does to a pool whose estimate was learnt while it was quiet.
+        let real = pool.stats().hash_estimate;
+        pool.shared.hash_ns.store(1_000, Ordering::Relaxed);
+        let jobs: Vec<_> = (0..8)
+            .map(|i| {
+                let pool = pool.clone();
+                let deadline = Instant::now() + real * 2;
+                tokio::spawn(async move { pool.hash(pw(&format!("slow-{i}-pw")), deadline).await })
+            })
+            .collect();
+        for j in jobs {
+            let _ = j.await.unwrap();
+        }
+        let stats = pool.stats();
+        assert!(stats.expired > 0, "{stats:?}");
+        assert!(stats.admission_share < ADMISSION_SHARE, "{stats:?}");
+        assert!(stats.admission_share >= MIN_ADMISSION_SHARE);
+        // Jobs done in time give the slack back, a little each.
+        let far = Instant::now() + Duration::from_secs(30);
+        for i in 0..400 {
+            pool.hash(pw(&format!("fast-{i}-pw")), far)
+                .await
+                .unwrap()
+                .0
+                .unwrap();
+            if pool.stats().admission_share >= ADMISSION_SHARE {
+                return;
+            }
+        }
+        panic!("the share never came back: {:?}", pool.stats());
     }
 }

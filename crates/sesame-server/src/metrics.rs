@@ -81,6 +81,10 @@ fn describe() {
         Unit::Seconds,
         "Moving average of one hash: what admission control plans with."
     );
+    describe_gauge!(
+        "sesame_hash_admission_share",
+        "Share of a login's time left that its predicted wait and hash may fill to be admitted (0.8 at most; lower after jobs expired in the queue)."
+    );
     describe_counter!("sesame_login_shed_total", "Hash jobs refused (overloaded: at admission) or dropped (expired: deadline passed in the queue; abandoned: client gone).");
     describe_counter!(
         "sesame_rate_limited_total",
@@ -190,6 +194,7 @@ pub fn refresh_pool(stats: &PoolStats) {
     gauge!("sesame_hash_workers").set(stats.workers as f64);
     gauge!("sesame_hash_workers_busy").set(stats.busy as f64);
     gauge!("sesame_hash_estimate_seconds").set(stats.hash_estimate.as_secs_f64());
+    gauge!("sesame_hash_admission_share").set(stats.admission_share);
     counter!("sesame_login_shed_total", "reason" => "overloaded").absolute(stats.shed);
     counter!("sesame_login_shed_total", "reason" => "expired").absolute(stats.expired);
     counter!("sesame_login_shed_total", "reason" => "abandoned").absolute(stats.abandoned);

@@ -78,9 +78,11 @@ impl UserStore for MySqlStore {
         let order = self.lookup_order(marker);
         let mut failures = Vec::new();
         let attempts = order.len();
+        let mut out_of_time = false;
         for (n, target) in order.into_iter().enumerate() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                out_of_time = true;
                 break;
             }
             let budget = left / (attempts - n) as u32;
@@ -89,26 +91,27 @@ impl UserStore for MySqlStore {
                 None => (&i.primary, i.primary_name.as_str(), DbRole::Primary),
             };
             let started = Instant::now();
-            let found = bounded(
-                name,
-                budget,
-                sqlx::query(LOGIN_LOOKUP_SQL)
-                    .bind(username.as_str())
-                    .bind(username.as_str())
-                    .bind(DECOY_PASSWORD_HASH)
-                    .fetch_one(pool),
-            )
-            .await;
+            let query = sqlx::query(LOGIN_LOOKUP_SQL)
+                .bind(username.as_str())
+                .bind(username.as_str())
+                .bind(DECOY_PASSWORD_HASH)
+                .fetch_one(pool);
+            let found = tokio::time::timeout(budget, query).await;
             observe("find_for_login", role, started);
             match found {
-                Ok(row) => {
+                Ok(Ok(row)) => {
                     let user = Some(user_from_row(&row)?).filter(|u| u.id != 0);
                     if let Some(u) = &user {
                         i.names.insert(u.id, u.username.as_str().to_owned());
                     }
                     return Ok((user, role));
                 }
-                Err(e) => {
+                // Its share of this login's budget ran out: no sign that
+                // the server is down (the heartbeat decides that), so the
+                // next one is tried and this one stays in use.
+                Err(_) => failures.push(format!("{name} did not answer within {budget:?}")),
+                Ok(Err(e)) => {
+                    let e = map_err(name, e);
                     if let Some(r) = target {
                         r.mark_down();
                     } else if !matches!(e, StoreError::Unavailable(_)) {
@@ -117,6 +120,11 @@ impl UserStore for MySqlStore {
                     failures.push(e.to_string());
                 }
             }
+        }
+        if out_of_time && failures.is_empty() {
+            return Err(StoreError::Unavailable(
+                "the login's deadline passed before the lookup could start".into(),
+            ));
         }
         Err(StoreError::Unavailable(if failures.is_empty() {
             match marker {
