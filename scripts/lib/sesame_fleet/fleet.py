@@ -79,8 +79,9 @@ def up(directory, instances=3, binary=None, args=(), log=print):
         f"starting {instances} sesame instances ({spec.cpus:g} CPU limit, {workers} hash workers each; "
         f"the pods have {spec.hash_workers}, this machine {os.cpu_count()} cores)"
     )
-    for n in range(1, instances + 1):
-        parts.start_sesame(state, f"sesame-{n}", FIRST_INSTANCE_HOST + n - 1, state.binary, state.args, spec, workers)
+    for _ in range(instances):
+        name, host = next_instance(state)
+        parts.wait_ready(parts.launch_sesame(state, name, host, state.binary, state.args, spec, workers))
     log("starting the supervisor, HAProxy, Alertmanager, Prometheus")
     start_supervisor(state)
     parts.start_haproxy(state, spec)
@@ -155,52 +156,77 @@ def status(directory):
     return describe(state, health=True)
 
 
-def deploy(directory, binary, args=None, log=print):
-    """Replaces every instance, one at a time, each only after the one
-    before is ready again: a rolling update with maxUnavailable 0 in spirit
-    (the balancer stops sending to the instance first, as Kubernetes takes a
-    terminating pod out of its endpoints; then SIGTERM, drain and grace as
-    the manifests set them; then the new process, ready, and back in)."""
+def deploy(directory, binary, args=None, log=print, only=None):
+    """A rolling update, as the manifests' strategy would run it on
+    Kubernetes (maxSurge 25%, maxUnavailable 0: capacity never drops). For
+    each old instance: start its replacement (a new name, namespace and
+    address, as a new pod gets), wait until it is ready and the balancer
+    has it; then drain the old one out of the balancer (as Kubernetes takes
+    a terminating pod out of its endpoints), SIGTERM it, and let its drain
+    delay and grace period (the manifests' too) finish what it holds.
+    `only` names the instances to replace (a canary); default: all."""
+    spec = manifest.load(parts.ROOT)
     with State.locked(directory) as state:
         if state is None:
             raise FleetError(f"no fleet in {os.path.abspath(directory)}")
-        names = [p.name for p in state.of_kind("sesame")]
+        old_names = [p.name for p in state.of_kind("sesame") if only is None or p.name in only]
+        unknown = set(only or ()) - {p.name for p in state.of_kind("sesame")}
+        if unknown:
+            raise FleetError(f"no such instances: {sorted(unknown)}")
         if args is not None:
             state.args = list(args)
         args = state.args
-    spec = manifest.load(parts.ROOT)
+        count = len(state.of_kind("sesame"))
+    if spec.surge(count) < 1:
+        raise FleetError("the manifests allow no surge: this fleet replaces with a surge of one")
     binary = os.path.abspath(binary)
     started = time.monotonic()
-    for name in names:
+    replaced = []
+    for old_name in old_names:
         t = time.monotonic()
-        # Held: the supervisor leaves it to the deploy.
         with State.locked(directory) as state:
-            part = state.parts[name]
-            part.extra["held"] = True
-        parts.haproxy_command(state, f"set server sesame/{name} state drain")
-        stop(part, grace=spec.termination_grace)
-        with State.locked(directory) as state:
-            part = state.parts[name]
-            part.argv = parts.sesame_argv(state, part, binary, args)
-            parts.spawn(state, part, cgroup=net.cpu_group(state, name, spec.cpus))
-        wait_for(
-            f"{name} ready",
-            lambda: http_get(f"http://{part.address}/readyz")[0] == 200,
-            timeout=60,
-            part=part,
-        )
-        parts.haproxy_command(state, f"set server sesame/{name} state ready")
+            old = state.parts[old_name]
+            workers = old.extra["hash_workers"]
+            track = old.extra.get("track", "stable")
+            name, host = next_instance(state)
+            new = parts.launch_sesame(state, name, host, binary, args, spec, workers, track=track)
+        parts.wait_ready(new)
+        parts.haproxy_add(state, new, spec)
         wait_for(
             f"the balancer sees {name} up",
-            lambda: parts.haproxy_servers(state)[name]["status"] == "UP",
+            lambda: parts.haproxy_servers(state).get(name, {}).get("status") == "UP",
             timeout=spec.ready_period * 3,
         )
         with State.locked(directory) as state:
-            state.parts[name].extra["held"] = False
-        log(f"{name} replaced in {time.monotonic() - t:.1f} s")
+            old = state.parts[old_name]
+            old.extra["held"] = True  # the supervisor leaves it to the deploy
+        parts.haproxy_command(state, f"set server sesame/{old_name} state drain")
+        stop(old, grace=spec.termination_grace)
+        parts.haproxy_remove(state, old_name)
+        with State.locked(directory) as state:
+            gone = state.parts.pop(old_name)
+            net.remove_namespace(state, gone.ns)
+            parts.write_targets(state)
+        replaced.append((old_name, name))
+        log(f"{old_name} replaced by {name} in {time.monotonic() - t:.1f} s")
     with State.locked(directory) as state:
-        state.binary = binary
-    return {"deployed": binary, "instances": len(names), "seconds": round(time.monotonic() - started, 1)}
+        if only is None:
+            state.binary = binary
+    return {
+        "deployed": binary,
+        "replaced": [{"old": o, "new": n} for o, n in replaced],
+        "instances": len(replaced),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def next_instance(state):
+    """The next instance's name and host number: names are never reused,
+    as pod names are not."""
+    n = state.ports.get("next_instance", len(state.of_kind("sesame")) + 1)
+    state.ports["next_instance"] = n + 1
+    host = FIRST_INSTANCE_HOST + (n - 1) % (250 - FIRST_INSTANCE_HOST)
+    return f"sesame-{n}", host
 
 
 # --- the supervisor: what the kubelet's restartPolicy Always does -----------

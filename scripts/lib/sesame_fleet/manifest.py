@@ -20,6 +20,18 @@ class PodSpec:
     ready_timeout: int  # readinessProbe.timeoutSeconds
     ready_failures: int  # readinessProbe.failureThreshold
     termination_grace: int  # terminationGracePeriodSeconds
+    max_surge: str  # strategy.rollingUpdate.maxSurge: "25%" or "1"
+    max_unavailable: str  # strategy.rollingUpdate.maxUnavailable
+
+    def surge(self, replicas):
+        """New pods a rolling update may start above `replicas` (Kubernetes
+        rounds a percentage of maxSurge up)."""
+        return _count(self.max_surge, replicas, round_up=True)
+
+    def unavailable(self, replicas):
+        """Old pods it may stop before their replacements are ready (a
+        percentage of maxUnavailable rounds down)."""
+        return _count(self.max_unavailable, replicas, round_up=False)
 
     @property
     def hash_workers(self):
@@ -37,6 +49,13 @@ def _int(block, key, what):
     if not m:
         raise ManifestError(f"{what}: no {key}")
     return int(m.group(1))
+
+
+def _count(value, replicas, round_up):
+    if value.endswith("%"):
+        share = int(value[:-1]) * replicas
+        return -(-share // 100) if round_up else share // 100
+    return int(value)
 
 
 def _cpus(value):
@@ -62,14 +81,24 @@ def parse(deployment, kustomization):
     m = re.search(r"^\s*cpu:\s*(\S+)\s*$", limits, re.M)
     if not m:
         raise ManifestError("deployment.yaml: no resources.limits.cpu")
-    return PodSpec(
+    update = _block(deployment, "rollingUpdate")
+    surge = re.search(r"^\s*maxSurge:\s*(\d+%?)\s*$", update, re.M)
+    unavailable = re.search(r"^\s*maxUnavailable:\s*(\d+%?)\s*$", update, re.M)
+    if not (surge and unavailable):
+        raise ManifestError("deployment.yaml: no rollingUpdate maxSurge and maxUnavailable")
+    spec = PodSpec(
         env=env,
         cpus=_cpus(m.group(1)),
         ready_period=_int(probe, "periodSeconds", "readinessProbe"),
         ready_timeout=_int(probe, "timeoutSeconds", "readinessProbe"),
         ready_failures=_int(probe, "failureThreshold", "readinessProbe"),
         termination_grace=_int(deployment, "terminationGracePeriodSeconds", "deployment.yaml"),
+        max_surge=surge.group(1),
+        max_unavailable=unavailable.group(1),
     )
+    if spec.surge(1) == 0 and spec.unavailable(1) == 0:
+        raise ManifestError("deployment.yaml: maxSurge and maxUnavailable are both 0; a rollout could never start")
+    return spec
 
 
 def load(root):

@@ -25,7 +25,9 @@ def make_namespace(state, name, host):
     """A namespace for server `name` with address SUBNET.host on the bridge.
     Returns the namespace's name."""
     ns = f"sf{state.id}-{name}"
-    n = len(state.namespaces)
+    # Link names are never reused: an instance's namespace goes with it.
+    n = state.ports.get("next_link", 0)
+    state.ports["next_link"] = n + 1
     outside, inside = f"sf{state.id}h{n}", f"sf{state.id}n{n}"
     sh("ip", "netns", "add", ns)
     state.namespaces.append(ns)
@@ -39,6 +41,15 @@ def make_namespace(state, name, host):
     sh("ip", "-n", ns, "addr", "add", f"{state.ip(host)}/24", "dev", inside)
     sh("ip", "-n", ns, "link", "set", inside, "up")
     return ns
+
+
+def remove_namespace(state, ns):
+    """Removes one namespace (its veth pair goes with it)."""
+    sh("ip", "netns", "del", ns, check=False)
+    if ns in state.namespaces:
+        state.namespaces.remove(ns)
+    # The host side of the pair is gone with its peer; forget its name.
+    state.links = [link for link in state.links if os.path.exists(f"/sys/class/net/{link}")]
 
 
 def remove(state):

@@ -281,7 +281,9 @@ def hash_workers(spec, instances):
     return max(1, min(spec.hash_workers, cores // instances))
 
 
-def start_sesame(state, name, host, binary, args, spec, workers):
+def launch_sesame(state, name, host, binary, args, spec, workers, track="stable"):
+    """Starts instance `name` in a namespace of its own (made now unless it
+    has one) and records it; does not wait for it."""
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
     old = state.parts.get(name)
@@ -294,19 +296,28 @@ def start_sesame(state, name, host, binary, args, spec, workers):
         port=8080,
         env={k: v for k, v in spec.env.items()},
         log=os.path.join(data, "sesame.log"),
-        extra={"dir": data, "host": host, "event_log": os.path.join(data, "events.jsonl"), "hash_workers": workers},
+        extra={
+            "dir": data,
+            "host": host,
+            "event_log": os.path.join(data, "events.jsonl"),
+            "hash_workers": workers,
+            "track": track,
+        },
     )
     part.env["SESAME_LOG_FORMAT"] = "json"
     part.argv = sesame_argv(state, part, binary, args)
-    group = net.cpu_group(state, name, spec.cpus)
-    spawn(state, part, cgroup=group)
+    spawn(state, part, cgroup=net.cpu_group(state, name, spec.cpus))
+    write_targets(state)
+    return part
+
+
+def wait_ready(part, timeout=60):
     wait_for(
-        f"{name} ready",
+        f"{part.name} ready",
         lambda: http_get(f"http://{part.address}/readyz")[0] == 200,
-        timeout=60,
+        timeout=timeout,
         part=part,
     )
-    return part
 
 
 # --- HAProxy ----------------------------------------------------------------
@@ -369,6 +380,29 @@ def haproxy_command(state, command):
     return out.decode()
 
 
+def haproxy_add(state, part, spec):
+    """Puts a new instance behind the balancer, health-checked as the ones
+    in the configuration are (dynamic servers do not take default-server)."""
+    name = f"sesame/{part.name}"
+    for command in (
+        f"add server {name} {part.address} check inter {spec.ready_period}s "
+        f"fall {spec.ready_failures} rise 1 maxconn 10000",
+        f"enable health {name}",
+        f"enable server {name}",
+    ):
+        out = haproxy_command(state, command).strip()
+        if out and "registered" not in out:
+            raise FleetError(f"haproxy: {command}: {out}")
+
+
+def haproxy_remove(state, name):
+    """Takes a stopped instance out of the balancer."""
+    haproxy_command(state, f"disable server sesame/{name}")
+    out = haproxy_command(state, f"del server sesame/{name}").strip()
+    if out and "deleted" not in out.lower():
+        raise FleetError(f"haproxy: del server sesame/{name}: {out}")
+
+
 def haproxy_servers(state):
     """{server name: {'state': 'UP'|'DOWN'|..., 'admin': 'READY'|'DRAIN'|'MAINT', ...}}."""
     lines = haproxy_command(state, "show stat").splitlines()
@@ -384,6 +418,26 @@ def haproxy_servers(state):
 # --- Prometheus and Alertmanager -------------------------------------------
 
 
+def write_targets(state):
+    """The instances Prometheus scrapes, as a file_sd file that it watches:
+    a deploy that replaces instances rewrites it, as Kubernetes service
+    discovery would follow the pods. The instance label is the pod's name,
+    as the Kubernetes relabelling makes it (deploy/prometheus/prometheus.yml)."""
+    path = os.path.join(state.dir, "targets.json")
+    targets = [
+        {
+            "targets": [p.address],
+            "labels": {"instance": p.name, "env": "fleet", "track": p.extra.get("track", "stable")},
+        }
+        for p in state.of_kind("sesame")
+    ]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(targets, f)
+    os.replace(tmp, path)
+    return path
+
+
 def prometheus_config(state, rule_files, scrape_interval="2s"):
     config = {
         "global": {"scrape_interval": scrape_interval, "evaluation_interval": scrape_interval},
@@ -396,12 +450,7 @@ def prometheus_config(state, rule_files, scrape_interval="2s"):
         "scrape_configs": [
             {
                 "job_name": "sesame",
-                # The instance label is the pod's name, as the Kubernetes
-                # relabelling makes it (deploy/prometheus/prometheus.yml).
-                "static_configs": [
-                    {"targets": [p.address], "labels": {"instance": p.name, "env": "fleet"}}
-                    for p in state.of_kind("sesame")
-                ],
+                "file_sd_configs": [{"files": [write_targets(state)], "refresh_interval": "1s"}],
             }
         ],
     }

@@ -43,7 +43,11 @@ class Fleet:
         self.lb = description["lb"]
         self.state = State.load(directory)
         self.binary = self.state.binary
-        self.instances = description["instances"]
+
+    @property
+    def instances(self):
+        """The instances now (a deploy replaces them with new ones)."""
+        return fleet.describe(State.load(self.dir))["instances"]
 
     def part(self, name):
         return State.load(self.dir).parts[name]

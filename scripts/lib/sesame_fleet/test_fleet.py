@@ -12,6 +12,11 @@ from sesame_fleet import manifest, parts, state
 
 DEPLOYMENT = """
 spec:
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxUnavailable: 0
+      maxSurge: 25%
   template:
     spec:
       terminationGracePeriodSeconds: 40
@@ -48,6 +53,8 @@ class ManifestTest(unittest.TestCase):
         self.assertEqual(spec.termination_grace, 40)
         self.assertEqual(spec.hash_workers, 2)
         self.assertEqual(spec.env["SESAME_LATENCY_BUDGET_MS"], "250")
+        self.assertEqual((spec.surge(3), spec.unavailable(3)), (1, 0), "25% of 3 rounds up to one pod")
+        self.assertEqual((spec.surge(8), spec.unavailable(8)), (2, 0))
 
     def test_the_shipped_manifests_parse(self):
         spec = manifest.load(parts.ROOT)
@@ -62,6 +69,8 @@ class ManifestTest(unittest.TestCase):
             "no cpu limit": (DEPLOYMENT.replace('cpu: "1500m"', ""), KUSTOMIZATION),
             "no grace": (DEPLOYMENT.replace("terminationGracePeriodSeconds: 40", ""), KUSTOMIZATION),
             "no hash workers": (DEPLOYMENT, KUSTOMIZATION.replace("- SESAME_HASH_WORKERS=2", "")),
+            "no surge": (DEPLOYMENT.replace("maxSurge: 25%", ""), KUSTOMIZATION),
+            "a rollout that cannot start": (DEPLOYMENT.replace("maxSurge: 25%", "maxSurge: 0"), KUSTOMIZATION),
         }
         for what, (deployment, kustomization) in broken.items():
             with self.subTest(what), self.assertRaises(manifest.ManifestError):
