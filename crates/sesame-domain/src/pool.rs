@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 const ADMISSION_SHARE: f64 = 0.8;
 const MIN_ADMISSION_SHARE: f64 = 0.3;
 const EXPIRY_BACKOFF: f64 = 0.9;
-/// About fifty jobs done in time undo one expiry.
-const ON_TIME_RECOVERY: f64 = 0.002;
+/// About sixteen jobs done in time undo one expiry.
+const ON_TIME_RECOVERY: f64 = 0.005;
 
 /// Hard cap on queued jobs per worker, whatever the estimate says: it bounds
 /// memory if hashes suddenly get much slower than the estimate.
