@@ -75,7 +75,7 @@ set +e
   -H "Authorization: Bearer $TOKEN" 2>&1 | tee "$TMP/st.log"
 rc=${PIPESTATUS[0]}
 set -e
-# Test cases run, for the README's reliability section.
+# Test cases run, for the book's reliability chapter.
 grep -Eo '[0-9]+ test cases? generated|[0-9]+ generated' "$TMP/st.log" | tail -1 > "$REPORT/cases.txt" || true
 [ $rc -eq 0 ] || die "schemathesis found failures (see above; report in $REPORT)"
 kill -0 "$PID" 2>/dev/null || die "sesame died during the run"

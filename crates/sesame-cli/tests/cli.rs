@@ -531,23 +531,19 @@ fn diagnostics_to_a_pipe_have_no_colour_codes() {
 }
 
 #[test]
-fn the_readme_lists_every_serve_flag_with_its_default() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
-            .unwrap();
-    // The table under "### Run": its `| flag | default | what |` rows.
-    let run = readme
-        .split("\n### Run\n")
-        .nth(1)
-        .expect("a ### Run section");
-    let rows: Vec<&str> = run
-        .split("\n### ")
+fn the_book_lists_every_serve_flag_with_its_default() {
+    let chapter = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/src/operators/run.md"),
+    )
+    .unwrap();
+    // The table of the "Run" chapter, before its first section: its
+    // `| flag | default | what |` rows.
+    let run = chapter
+        .split("\n## ")
         .next()
-        .unwrap()
-        .lines()
-        .filter(|l| l.starts_with("| `--"))
-        .collect();
-    assert!(!rows.is_empty(), "no flag table under ### Run");
+        .expect("the chapter's opening");
+    let rows: Vec<&str> = run.lines().filter(|l| l.starts_with("| `--")).collect();
+    assert!(!rows.is_empty(), "no flag table in the Run chapter");
     let help = run_ok(sesame().args(["serve", "--help"]), None);
     let named = |row: &str, flag: &str| {
         row.match_indices(flag).any(|(at, _)| {
@@ -583,12 +579,12 @@ fn the_readme_lists_every_serve_flag_with_its_default() {
             let cell = row.split('|').nth(2).unwrap_or_default();
             assert!(
                 cell.contains(default),
-                "README gives {flag} the default {cell:?}; `sesame serve --help` says {default}"
+                "the book gives {flag} the default {cell:?}; `sesame serve --help` says {default}"
             );
         }
     }
     assert!(
         missing.is_empty(),
-        "flags of `sesame serve --help` missing from the README's table: {missing:?}"
+        "flags of `sesame serve --help` missing from the book's table: {missing:?}"
     );
 }

@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn the_documented_example() {
-        // README, "Capacity": 30,000 logins/s at peak, 925/s on average, 25 ms.
+        // The book, "Capacity": 30,000 logins/s at peak, 925/s on average, 25 ms.
         let plan = Plan::compute(PlanInputs {
             avg_logins: Some(925.0),
             ..inputs(30_000.0, 25.0)

@@ -3,7 +3,7 @@
 //! `mysql://` / `mariadb://` (a primary, with `replicas` for login lookups);
 //! `cache_url` (`redis://`) moves sessions, recent-write markers and
 //! rate-limit state into Redis so that many instances share them.
-//! The README ("Production storage") tells what each operation does when a server fails.
+//! The book's "Production storage" chapter tells what each operation does when a server fails.
 
 mod cache;
 mod decoy;

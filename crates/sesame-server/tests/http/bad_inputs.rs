@@ -1,7 +1,7 @@
 //! The catalogue of bad inputs: `tests/data/bad_inputs.json` lists each
 //! hostile input with the answer it must get; this test sends every one to a
 //! fresh real server and checks the answer, then checks that
-//! `docs/bad-inputs.md` is the table generated from the same file (so the
+//! `docs/src/bad-inputs.md` is the table generated from the same file (so the
 //! document cannot drift from what is tested). `SESAME_BLESS=1` rewrites
 //! the document's table instead of failing.
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CATALOGUE: &str = "tests/data/bad_inputs.json";
-const DOC: &str = "../../docs/bad-inputs.md";
+const DOC: &str = "../../docs/src/bad-inputs.md";
 const TABLE_START: &str =
     "<!-- catalogue: generated from crates/sesame-server/tests/data/bad_inputs.json -->";
 const TABLE_END: &str = "<!-- end of catalogue -->";
@@ -134,7 +134,7 @@ fn the_document_is_the_catalogue() {
             return;
         }
         panic!(
-            "docs/bad-inputs.md is not the table generated from {CATALOGUE}; \
+            "docs/src/bad-inputs.md is not the table generated from {CATALOGUE}; \
              run `SESAME_BLESS=1 cargo test -p sesame-server --test http bad_inputs` and commit"
         );
     }

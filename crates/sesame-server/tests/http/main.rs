@@ -11,7 +11,7 @@
 //!   the primary crashing and hanging, Redis going away), on servers of
 //!   its own where a test kills them;
 //! - `bad_inputs`, `oversize`: the catalogue of hostile inputs
-//!   (`tests/data/bad_inputs.json`, `docs/bad-inputs.md`), and bodies too
+//!   (`tests/data/bad_inputs.json`, `docs/src/bad-inputs.md`), and bodies too
 //!   large, on the wire;
 //! - `web`: the sign-in pages, CSRF, cookies, and what stands in front;
 //! - `secrets`: no secret reaches a log, a metric or the output of a real

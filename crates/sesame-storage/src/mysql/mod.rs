@@ -1,6 +1,6 @@
 //! MySQL 8 / MariaDB 10.11: one primary for writes, read replicas for login
 //! lookups, replica lag measured by a heartbeat, read-your-writes by
-//! recent-write markers. See the README, "Production storage", for the reasoning.
+//! recent-write markers. See the book, "Production storage" (docs/src/operators/storage.md), for the reasoning.
 //!
 //! Routing of a login lookup for user U:
 //! - no recent-write marker for U: a replica that is up and at most
