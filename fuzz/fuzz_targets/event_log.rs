@@ -22,6 +22,17 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(record) = Record::parse(line) {
             let _ = parse_ts(&record.ts);
         }
+        // Triage's fast path reads what serde reads, field for field.
+        if let Some(fast) = Record::parse_fast(line) {
+            let slow = Record::parse_serde(line).expect("serde reads what the fast path read");
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "fast path and serde disagree");
+            // And what the event schema reads of the same line.
+            if let Ok(event) = serde_json::from_slice::<LoginEvent>(line) {
+                assert_eq!(fast.outcome, event.outcome.map_or("", |o| o.as_str()));
+                assert_eq!(fast.db_role, event.db_role.map_or("", |r| r.as_str()));
+                assert_eq!((fast.user.as_ref(), fast.ip.as_ref()), (event.user.as_str(), event.ip.as_str()));
+            }
+        }
         scan.line(line);
     }
     assert!(scan.lines <= lines, "more lines scanned than given");

@@ -3,6 +3,7 @@
 //! `load --replay` (readers). It holds no secret, by construction: there is no
 //! field a password or token could go in.
 
+use crate::store::DbRole;
 use serde::{Deserialize, Serialize};
 
 /// How a login attempt ended: the `outcome` of its event and the label of
@@ -68,6 +69,47 @@ impl Outcome {
     }
 }
 
+/// The timed stages of a login, in order: the `stage` label of
+/// `sesame_login_stage_duration_seconds` and the `*_ms` fields of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Waiting for a hash worker.
+    Queue,
+    /// Argon2id itself.
+    Hash,
+    /// The user lookup.
+    Db,
+    /// Storing the session.
+    Session,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Queue, Stage::Hash, Stage::Db, Stage::Session];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queue => "queue",
+            Stage::Hash => "hash",
+            Stage::Db => "db",
+            Stage::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.as_str() == s)
+    }
+
+    /// This stage's time in `event`, in milliseconds.
+    pub fn ms(self, event: &LoginEvent) -> f64 {
+        match self {
+            Stage::Queue => event.queue_ms,
+            Stage::Hash => event.hash_ms,
+            Stage::Db => event.db_ms,
+            Stage::Session => event.session_ms,
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -79,8 +121,9 @@ impl std::fmt::Display for Outcome {
 pub struct LoginEvent {
     /// Server time the attempt arrived, RFC 3339 with milliseconds.
     pub ts: String,
-    /// An [`Outcome`], as its string.
-    pub outcome: String,
+    /// How the attempt ended; absent only in a line that is not sesame's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
     pub status: u16,
     pub user: String,
     pub ip: String,
@@ -89,7 +132,10 @@ pub struct LoginEvent {
     pub app_version: String,
     pub instance: String,
     pub server_version: String,
-    pub db_role: String,
+    /// Which copy of the data answered the lookup; `""` when the login
+    /// never reached it.
+    #[serde(with = "db_role_text")]
+    pub db_role: Option<DbRole>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
     /// The timestamp the client sent: recorded, never trusted.
@@ -107,6 +153,27 @@ pub struct LoginEvent {
     pub cause: Option<String>,
 }
 
+/// `db_role` as the event log has always written it: the role's name, or
+/// `""` when there is none.
+mod db_role_text {
+    use crate::store::DbRole;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(role: &Option<DbRole>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(role.map_or("", DbRole::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DbRole>, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "" => Ok(None),
+            other => DbRole::parse(other)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("unknown db_role {other:?}"))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +182,8 @@ mod tests {
     fn round_trips_and_tolerates_missing_fields() {
         let e = LoginEvent {
             ts: "2026-11-26T06:00:00.000Z".into(),
-            outcome: "ok".into(),
+            outcome: Some(Outcome::Ok),
+            db_role: Some(DbRole::Replica),
             status: 200,
             user: "siokcronin".into(),
             total_ms: 31.5,
@@ -123,6 +191,8 @@ mod tests {
         };
         let line = serde_json::to_string(&e).unwrap();
         assert!(!line.contains("shard"), "absent shard is omitted: {line}");
+        assert!(line.contains(r#""outcome":"ok""#), "{line}");
+        assert!(line.contains(r#""db_role":"replica""#), "{line}");
         assert_eq!(serde_json::from_str::<LoginEvent>(&line).unwrap(), e);
         for outcome in Outcome::ALL {
             assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
@@ -132,5 +202,20 @@ mod tests {
         assert_eq!(Outcome::parse("slow"), None);
         let sparse: LoginEvent = serde_json::from_str(r#"{"ts":"x","total_ms":3}"#).unwrap();
         assert_eq!(sparse.total_ms, 3.0);
+        assert_eq!((sparse.outcome, sparse.db_role), (None, None));
+        let unreached: LoginEvent =
+            serde_json::from_str(r#"{"outcome":"overloaded","db_role":""}"#).unwrap();
+        assert_eq!(unreached.db_role, None);
+        assert!(serde_json::to_string(&unreached)
+            .unwrap()
+            .contains(r#""db_role":"""#));
+        for stage in Stage::ALL {
+            assert_eq!(Stage::parse(stage.as_str()), Some(stage));
+        }
+        // Counting arrays index by `outcome as usize` (sesame triage).
+        for (i, outcome) in Outcome::ALL.into_iter().enumerate() {
+            assert_eq!(outcome as usize, i);
+        }
+        assert!(serde_json::from_str::<LoginEvent>(r#"{"db_role":"leader"}"#).is_err());
     }
 }

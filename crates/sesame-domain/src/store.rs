@@ -18,6 +18,12 @@ pub enum DbRole {
 }
 
 impl DbRole {
+    pub fn parse(s: &str) -> Option<DbRole> {
+        [DbRole::Primary, DbRole::Replica, DbRole::Cache]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DbRole::Primary => "primary",

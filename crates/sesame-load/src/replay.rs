@@ -10,7 +10,7 @@
 use crate::scenario::{Arrival, ClientProfile, Op};
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use sesame_domain::event::LoginEvent;
+use sesame_domain::event::{LoginEvent, Outcome};
 use sesame_toolkit::input;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ pub fn load(paths: &[PathBuf], speed: f64, seeded_users: u32) -> anyhow::Result<
             .ok()
             .and_then(|e| Some((DateTime::parse_from_rfc3339(&e.ts).ok()?.to_utc(), e)));
         match parsed {
-            Some((_, e)) if e.outcome == "bad_request" => skipped += 1,
+            Some((_, e)) if matches!(e.outcome, None | Some(Outcome::BadRequest)) => skipped += 1,
             Some(event) => events.push(event),
             None => skipped += 1,
         }
@@ -79,7 +79,7 @@ pub fn load(paths: &[PathBuf], speed: f64, seeded_users: u32) -> anyhow::Result<
             });
             Arrival {
                 at: Some(offset.div_f64(speed)),
-                op: if event.outcome == "invalid_credentials" {
+                op: if event.outcome == Some(Outcome::InvalidCredentials) {
                     Op::WrongPassword
                 } else {
                     Op::Login
@@ -106,7 +106,7 @@ mod tests {
     fn line(ts: &str, user: &str, outcome: &str, ip: &str) -> String {
         let e = LoginEvent {
             ts: ts.into(),
-            outcome: outcome.into(),
+            outcome: Outcome::parse(outcome),
             user: user.into(),
             ip: ip.into(),
             region: "eu-west".into(),

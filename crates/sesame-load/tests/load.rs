@@ -170,7 +170,7 @@ async fn replay_reproduces_recorded_timing_and_mix() {
         let event = sesame_domain::event::LoginEvent {
             ts: (t0 + chrono::Duration::milliseconds(*ms))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            outcome: (*outcome).into(),
+            outcome: sesame_domain::event::Outcome::parse(outcome),
             user: (*user).into(),
             ip: (*ip).into(),
             region: (*region).into(),
@@ -694,12 +694,11 @@ fn event_log(n: usize) -> Vec<u8> {
         let event = sesame_domain::event::LoginEvent {
             ts: (t0 + chrono::Duration::milliseconds(i as i64 * 100))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            outcome: if i % 3 == 0 {
-                "invalid_credentials"
+            outcome: Some(if i % 3 == 0 {
+                sesame_domain::event::Outcome::InvalidCredentials
             } else {
-                "ok"
-            }
-            .into(),
+                sesame_domain::event::Outcome::Ok
+            }),
             user: format!("user{}", i % 7),
             ip: format!("203.0.113.{}", i % 5),
             ..Default::default()

@@ -72,7 +72,7 @@ fn write_log(path: &Path, traffic: &Traffic, seed: u64) {
         let event = LoginEvent {
             ts: (start + chrono::Duration::milliseconds(i as i64 * 300))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            outcome: outcome.into(),
+            outcome: sesame_domain::event::Outcome::parse(outcome),
             status,
             user: format!("user{}", i % 500),
             total_ms,

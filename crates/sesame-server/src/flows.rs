@@ -223,10 +223,7 @@ impl Recorder {
 
     fn reached_service(&mut self, login: &LoginOutcome) {
         self.timings = login.timings;
-        self.event.db_role = login
-            .db_role
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default();
+        self.event.db_role = login.db_role;
         self.outcome = Some(login.outcome());
         if let Err(AuthError::Unavailable(cause) | AuthError::Internal(cause)) = &login.result {
             self.event.cause = Some(cause.chars().take(MAX_CAUSE_CHARS).collect());
@@ -248,7 +245,7 @@ impl Recorder {
         self.written = true;
         let (event, timings) = (&mut self.event, &self.timings);
         event.status = status;
-        event.outcome = outcome.as_str().to_owned();
+        event.outcome = Some(outcome);
         event.total_ms = ms(self.arrived.elapsed());
         event.queue_ms = ms(timings.queue);
         event.hash_ms = ms(timings.hash);
@@ -434,12 +431,15 @@ mod tests {
         for (attempt, platform) in [(&api, ""), (&page, "web")] {
             assert!(matches!(attempt.result, Err(ApiError::InvalidCredentials)));
             let e = &attempt.event;
-            assert_eq!((e.outcome.as_str(), e.status), ("invalid_credentials", 401));
+            assert_eq!(
+                (e.outcome, e.status),
+                (Some(Outcome::InvalidCredentials), 401)
+            );
             assert_eq!((e.user.as_str(), e.ip.as_str()), ("erin", "198.51.100.7"));
             assert_eq!(e.platform, platform);
             assert_eq!(
-                (e.db_role.as_str(), e.request_id.as_str()),
-                ("primary", "req-1")
+                (e.db_role, e.request_id.as_str()),
+                (Some(sesame_domain::DbRole::Primary), "req-1")
             );
         }
         // Through trusted hops only, the body names the client.
@@ -452,14 +452,17 @@ mod tests {
         .await;
         let signed_in = ok.result.as_ref().unwrap();
         assert_eq!(signed_in.user, "erin");
-        assert_eq!((ok.event.outcome.as_str(), ok.event.status), ("ok", 200));
+        assert_eq!(
+            (ok.event.outcome, ok.event.status),
+            (Some(Outcome::Ok), 200)
+        );
         assert_eq!(ok.event.ip, "203.0.113.9");
         // A request that could not be read is an attempt too.
         let bad = ApiError::BadRequest("invalid_json", "nope".into());
         let unread = login(&state, &tier, Err(bad)).await;
         assert_eq!(
-            (unread.event.outcome.as_str(), unread.event.status),
-            ("bad_request", 400)
+            (unread.event.outcome, unread.event.status),
+            (Some(Outcome::BadRequest), 400)
         );
         assert_eq!(unread.event.ip, "10.1.1.1");
         // A dropped attempt (the client went away) is `client_gone`.
@@ -475,9 +478,14 @@ mod tests {
         drop(state);
         writer.await.unwrap();
         let log = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
-        let outcomes: Vec<String> = log
+        let outcomes: Vec<&str> = log
             .lines()
-            .map(|l| serde_json::from_str::<LoginEvent>(l).unwrap().outcome)
+            .map(|l| {
+                serde_json::from_str::<LoginEvent>(l)
+                    .unwrap()
+                    .outcome
+                    .map_or("", Outcome::as_str)
+            })
             .collect();
         let expected = [
             "invalid_credentials",

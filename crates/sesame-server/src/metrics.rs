@@ -10,7 +10,7 @@ use metrics::{
     counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
 };
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sesame_domain::event::LoginEvent;
+use sesame_domain::event::{LoginEvent, Outcome, Stage};
 use sesame_domain::PoolStats;
 use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
@@ -163,27 +163,28 @@ pub struct LoginLabels {
 impl LoginLabels {
     pub fn record(&self, event: &LoginEvent) {
         let secs = |ms: f64| ms / 1e3;
+        let outcome = event.outcome.unwrap_or(Outcome::Error);
         histogram!(
             "sesame_login_duration_seconds",
-            "outcome" => event.outcome.clone(),
+            "outcome" => outcome.as_str(),
             "region" => self.region.value(&event.region),
             "platform" => self.platform.value(&event.platform),
         )
         .record(secs(event.total_ms));
-        if event.db_role.is_empty() {
-            return; // never reached the login flow: nothing to break down
+        if event.db_role.is_none() {
+            return; // never reached the lookup: nothing to break down
         }
-        histogram!("sesame_login_stage_duration_seconds", "stage" => "db")
-            .record(secs(event.db_ms));
-        if event.hash_ms > 0.0 {
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "queue")
-                .record(secs(event.queue_ms));
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "hash")
-                .record(secs(event.hash_ms));
-        }
-        if event.outcome == "ok" {
-            histogram!("sesame_login_stage_duration_seconds", "stage" => "session")
-                .record(secs(event.session_ms));
+        let hashed = event.hash_ms > 0.0;
+        for stage in Stage::ALL {
+            let timed = match stage {
+                Stage::Db => true,
+                Stage::Queue | Stage::Hash => hashed,
+                Stage::Session => outcome == Outcome::Ok,
+            };
+            if timed {
+                histogram!("sesame_login_stage_duration_seconds", "stage" => stage.as_str())
+                    .record(secs(stage.ms(event)));
+            }
         }
     }
 }

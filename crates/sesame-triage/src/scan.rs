@@ -8,6 +8,7 @@ use crate::dims::{self, Dictionaries, Tuple, DIMENSIONS};
 use crate::record::{parse_ts, Record};
 use crate::rng::Rng;
 use hdrhistogram::Histogram;
+use sesame_domain::event::Outcome;
 use std::net::IpAddr;
 
 /// Bucket widths the timeline may use, each a multiple of the one before:
@@ -37,36 +38,18 @@ const TOP_IPS: usize = 8;
 /// Bad lines quoted in the report.
 const BAD_EXAMPLES: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Ok,
-    InvalidCredentials,
-    RateLimited,
-    Overloaded,
-    Error,
-    BadRequest,
-    Other,
+/// Outcome counts: one slot per outcome of the event schema (in
+/// `Outcome::ALL` order), then one for anything else.
+pub const OUTCOME_SLOTS: usize = Outcome::ALL.len() + 1;
+
+/// The counting slot of an event's outcome text.
+pub fn outcome_slot(text: &str) -> usize {
+    Outcome::parse(text).map_or(Outcome::ALL.len(), |o| o as usize)
 }
 
-impl Outcome {
-    pub const COUNT: usize = 7;
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "ok" => Self::Ok,
-            "invalid_credentials" => Self::InvalidCredentials,
-            "rate_limited" => Self::RateLimited,
-            "overloaded" => Self::Overloaded,
-            "error" | "unavailable" => Self::Error,
-            "bad_request" => Self::BadRequest,
-            _ => Self::Other,
-        }
-    }
-
-    /// What an attacker's attempts end in: wrong passwords, then throttling.
-    pub fn is_failure(self) -> bool {
-        matches!(self, Self::InvalidCredentials | Self::RateLimited)
-    }
+/// What an attacker's attempts end in: wrong passwords, then throttling.
+fn is_failure(slot: usize) -> bool {
+    slot == Outcome::InvalidCredentials as usize || slot == Outcome::RateLimited as usize
 }
 
 #[derive(Debug, Clone, Default)]
@@ -82,7 +65,7 @@ pub struct Bucket {
     pub latency: Histogram<u32>,
     pub logins: u64,
     pub slow: u64,
-    pub outcomes: [u64; Outcome::COUNT],
+    pub outcomes: [u64; OUTCOME_SLOTS],
     /// Logins per server_version id.
     pub versions: Vec<(u16, u64)>,
     /// Approximate top addresses among failed logins (space-saving).
@@ -101,7 +84,7 @@ impl Bucket {
             latency: Histogram::new_with_bounds(1, LATENCY_MAX, 2).expect("valid bounds"),
             logins: 0,
             slow: 0,
-            outcomes: [0; Outcome::COUNT],
+            outcomes: [0; OUTCOME_SLOTS],
             versions: Vec::new(),
             failing_ips: TopK::with_capacity(TOP_IPS),
         }
@@ -384,7 +367,7 @@ impl Scan {
 
     fn add(&mut self, ts: i64, record: &Record) {
         let slow = record.total_ms >= self.settings.threshold_ms;
-        let outcome = Outcome::parse(&record.outcome);
+        let outcome = outcome_slot(&record.outcome);
         let tuple = self.dictionaries.tuple(record);
         let Some(bucket) = self.timeline.bucket(ts) else {
             self.outside_range += 1;
@@ -395,9 +378,9 @@ impl Scan {
             .saturating_record(((record.total_ms * LATENCY_UNITS_PER_MS) as u64).max(1));
         bucket.logins += 1;
         bucket.slow += u64::from(slow);
-        bucket.outcomes[outcome as usize] += 1;
+        bucket.outcomes[outcome] += 1;
         bucket.add_version(tuple[dims::SERVER_VERSION], 1);
-        if outcome.is_failure() {
+        if is_failure(outcome) {
             if let Ok(ip) = record.ip.parse::<IpAddr>() {
                 bucket.failing_ips.add(ip, 1);
             }

@@ -4,7 +4,8 @@
 //! percent wrong passwords); the incident starts at a known second.
 
 use crate::rng::Rng;
-use sesame_domain::event::LoginEvent;
+use sesame_domain::event::{LoginEvent, Outcome};
+use sesame_domain::DbRole;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -235,7 +236,7 @@ impl Generator {
         LoginEvent {
             client_ts: r.chance(0.5).then(|| ts.clone()),
             ts,
-            outcome: outcome.to_owned(),
+            outcome: Outcome::parse(outcome),
             status,
             user,
             ip: match attacker {
@@ -249,7 +250,7 @@ impl Generator {
             app_version: app_version.to_owned(),
             instance: format!("sesame-7d9f8-{instance_no}"),
             server_version: if deployed { NEW_VERSION } else { OLD_VERSION }.to_owned(),
-            db_role: if hashed { db_role } else { "" }.to_owned(),
+            db_role: if hashed { DbRole::parse(db_role) } else { None },
             shard: hashed.then(|| shard.to_owned()),
             total_ms: round3(total),
             queue_ms: round3(queue),

@@ -6,7 +6,7 @@
 //! stderr, merged) can be judged as it comes, binary garbage included.
 
 use super::judge::Observations;
-use sesame_domain::event::LoginEvent;
+use sesame_domain::event::{LoginEvent, Outcome};
 use sesame_toolkit::input;
 use std::path::PathBuf;
 
@@ -44,14 +44,14 @@ impl Tally {
             return;
         }
         let event = match serde_json::from_slice::<LoginEvent>(line) {
-            Ok(event) if !event.outcome.is_empty() => event,
+            Ok(event) if event.outcome.is_some() => event,
             _ => {
                 self.skipped += 1;
                 return;
             }
         };
         // The caller's mistake, not the service's: no attempt (as in the SLO).
-        if event.outcome == "bad_request" {
+        if event.outcome == Some(Outcome::BadRequest) {
             return;
         }
         let seen = &mut self.seen;

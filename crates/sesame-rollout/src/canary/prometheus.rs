@@ -9,10 +9,20 @@ use super::judge::Observations;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use sesame_domain::event::Outcome;
 use std::time::Duration;
 
 /// Outcomes answered 5xx (as the availability SLI counts them).
-pub const ERROR_OUTCOMES: &str = "overloaded|unavailable|error";
+/// The outcomes that count as the service failing (the SLO's errors), as a
+/// PromQL regex alternation.
+pub fn error_outcomes() -> String {
+    Outcome::ALL
+        .into_iter()
+        .filter(|o| o.is_service_error())
+        .map(Outcome::as_str)
+        .collect::<Vec<_>>()
+        .join("|")
+}
 
 /// When and how finely to look.
 #[derive(Debug, Clone, Copy)]
@@ -50,16 +60,21 @@ impl Queries {
                 r#"sum(increase(sesame_login_duration_seconds_count{{{outcome},{sel}}}[{range}s]))"#
             )
         };
+        let (ok, denied, bad) = (
+            Outcome::Ok.as_str(),
+            Outcome::InvalidCredentials.as_str(),
+            Outcome::BadRequest.as_str(),
+        );
         Ok(Self {
             latency_seconds: format!(
-                r#"histogram_quantile({q}, sum by (le) (rate(sesame_login_duration_seconds_bucket{{outcome=~"ok|invalid_credentials",{sel}}}[{r}s])))"#,
+                r#"histogram_quantile({q}, sum by (le) (rate(sesame_login_duration_seconds_bucket{{outcome=~"{ok}|{denied}",{sel}}}[{r}s])))"#,
                 q = window.quantile,
                 r = window.rate_range(),
             ),
             // bad_request is the caller's fault: not an attempt, as in the SLO.
-            attempts: logins(r#"outcome!="bad_request""#),
-            errors: logins(&format!(r#"outcome=~"{ERROR_OUTCOMES}""#)),
-            auth_failures: logins(r#"outcome="invalid_credentials""#),
+            attempts: logins(&format!(r#"outcome!="{bad}""#)),
+            errors: logins(&format!(r#"outcome=~"{}""#, error_outcomes())),
+            auth_failures: logins(&format!(r#"outcome="{denied}""#)),
         })
     }
 }

@@ -11,9 +11,10 @@ use super::explain::{Attribution, Explanation, STAGES};
 use super::timeline::{covered_s, Timeline};
 use super::{duration, iso, percent, short_time, Options};
 use crate::dims::{self, EMPTY};
-use crate::scan::{Outcome, Scan, TopK};
+use crate::scan::{Scan, TopK};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use sesame_domain::event::{Outcome, Stage};
 use std::net::IpAddr;
 
 const SURGE_FACTOR: f64 = 1.5;
@@ -407,8 +408,8 @@ impl Evidence<'_> {
         let focus = focus.map_or(String::new(), |e| {
             format!(", concentrated on {}", e.attributes.join(" and "))
         });
-        match STAGES[stage] {
-            "db" => {
+        match Stage::parse(STAGES[stage]) {
+            Some(Stage::Db) => {
                 let replica = self.scan.dictionaries.0[dims::DB_ROLE].id("replica");
                 let replica_share = self.attribution.share_with(stage, dims::DB_ROLE, replica);
                 if replica_share >= 0.5 {
@@ -428,17 +429,17 @@ impl Evidence<'_> {
                     )
                 }
             }
-            "queue" => Cause::new(
+            Some(Stage::Queue) => Cause::new(
                 "queueing",
                 format!("Queueing in {share} of slow logins: they waited {by} longer for a hash worker{focus}; arrivals exceeded hash capacity."),
                 Some("Find what raised the arrivals (surge or attack above), block abusers, add replicas; keep the latency budget so excess is shed, not queued.".to_owned()),
             ),
-            "hash" => Cause::new(
+            Some(Stage::Hash) => Cause::new(
                 "slow_hash",
                 format!("Hashing got slower by {by} in {share} of slow logins{focus}: raised Argon2 parameters (a config change or deploy) or starved CPUs (throttling, noisy neighbours)."),
                 Some("Compare the deployed hash parameters with `sesame calibrate` on the same nodes and check CPU throttling.".to_owned()),
             ),
-            "session" => Cause::new(
+            Some(Stage::Session) => Cause::new(
                 "slow_session_store",
                 format!("The session store (Redis) got slower by {by} in {share} of slow logins{focus}."),
                 Some("Check Redis latency (redis-cli --latency) and memory.".to_owned()),

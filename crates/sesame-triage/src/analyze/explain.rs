@@ -10,6 +10,7 @@ use crate::dims::{DIMENSIONS, EMPTY, OTHER};
 use crate::scan::{Sample, Scan, StageSums};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use sesame_domain::event::Stage;
 
 const MAX_EXPLANATIONS: usize = 10;
 /// A pair is reported only if it beats both of its parts by this factor.
@@ -30,7 +31,13 @@ const MATERIAL_SHARE: f64 = 0.1;
 /// The timed stages and the time outside them (parsing, rate limiting,
 /// scheduling), in the order of the stage table and of
 /// [`crate::scan::StageTimes`].
-pub const STAGES: [&str; 5] = ["queue", "hash", "db", "session", "other"];
+pub const STAGES: [&str; 5] = [
+    Stage::Queue.as_str(),
+    Stage::Hash.as_str(),
+    Stage::Db.as_str(),
+    Stage::Session.as_str(),
+    "other",
+];
 
 #[derive(Debug, Serialize)]
 pub struct Explanation {

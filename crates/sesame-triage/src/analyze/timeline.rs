@@ -3,8 +3,9 @@
 //! to the next fall) with the baseline before it.
 
 use super::{iso, Options};
-use crate::scan::{Bucket, Outcome, Scan};
+use crate::scan::{Bucket, Scan};
 use serde::Serialize;
+use sesame_domain::event::Outcome;
 
 const MAX_INTERVALS: i64 = 60;
 const NICE_INTERVALS_MS: [i64; 13] = [
@@ -173,7 +174,10 @@ fn row(scan: &Scan, width_ms: i64, start: i64, b: &Bucket) -> Interval {
         failed_pct: pct(o[Outcome::InvalidCredentials as usize], b.logins),
         rate_limited_pct: pct(o[Outcome::RateLimited as usize], b.logins),
         shed_pct: pct(o[Outcome::Overloaded as usize], b.logins),
-        error_pct: pct(o[Outcome::Error as usize], b.logins),
+        error_pct: pct(
+            o[Outcome::Unavailable as usize] + o[Outcome::Error as usize],
+            b.logins,
+        ),
     }
 }
 
