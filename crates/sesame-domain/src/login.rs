@@ -529,13 +529,7 @@ mod tests {
         }
         async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError> {
             let mut rows = self.rows.lock().unwrap();
-            let record = UserRecord {
-                id: rows.len() as i64 + 1,
-                username: user.username,
-                password_hash: user.password_hash.into(),
-                created_at: user.created_at,
-                password_changed_at: user.created_at,
-            };
+            let record = user.into_record(rows.len() as i64 + 1);
             rows.insert(record.id, record.clone());
             Ok(record)
         }

@@ -51,6 +51,19 @@ pub struct NewUser {
     pub created_at: DateTime<Utc>,
 }
 
+impl NewUser {
+    /// The record a store holds once it has written this user as `id`.
+    pub fn into_record(self, id: i64) -> UserRecord {
+        UserRecord {
+            id,
+            username: self.username,
+            password_hash: self.password_hash.into(),
+            created_at: self.created_at,
+            password_changed_at: self.created_at,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("already exists")]

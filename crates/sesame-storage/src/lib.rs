@@ -13,6 +13,7 @@ mod query_metrics;
 pub mod ratelimit;
 pub mod redis_store;
 pub mod revocations;
+mod sql;
 mod sqlite;
 mod time;
 
@@ -129,6 +130,21 @@ fn is_mysql_url(url: &str) -> bool {
 /// migrated here; a MySQL schema is migrated by [`migrate`] (`sesame
 /// migrate`), and the servers may be down while this opens.
 pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
+    Ok(open_parts(config).await?.stores)
+}
+
+/// The stores, and the adapters behind them that the service does not use
+/// but the tests (and an operator's tools) look at.
+pub struct Opened {
+    pub stores: Stores,
+    /// The MySQL topology behind `stores.users`, as its heartbeat sees it.
+    pub mysql: Option<MySqlStore>,
+    /// The Redis rate limiter behind `stores.limits`.
+    pub rate_limiter: Option<RedisRateLimiter>,
+}
+
+/// [`open`], keeping the adapters in hand.
+pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
     if let Some(bad) = config.replicas.iter().find(|u| !is_mysql_url(u)) {
         return Err(StoreError::Other(format!(
             "replica URL must be mysql:// or mariadb:// (got {})",
@@ -152,11 +168,10 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
         ),
         None => None,
     };
-    let limits = redis.clone().map(|r| {
-        Arc::new(SharedLimits::new(RedisRateLimiter::new(r))) as Arc<dyn sesame_domain::LimitStore>
-    });
-    // The tests' `sesame_testkit::MySqlStack` wires a MySQL backend the same
-    // way, keeping the `MySqlStore` in hand: keep the two alike.
+    let rate_limiter = redis.clone().map(RedisRateLimiter::new);
+    let limits = rate_limiter
+        .clone()
+        .map(|r| Arc::new(SharedLimits::new(r)) as Arc<dyn sesame_domain::LimitStore>);
     if config.is_mysql() {
         let settings = config.mysql_settings();
         let markers: Arc<dyn RecentWrites> = match &redis {
@@ -176,11 +191,15 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
             Some(r) => Arc::new(RedisSessions::new(r)),
             None => Arc::new(store.clone()),
         };
-        return Ok(Stores {
-            users: Arc::new(store),
-            sessions,
-            backend: "mysql",
-            limits,
+        return Ok(Opened {
+            stores: Stores {
+                users: Arc::new(store.clone()),
+                sessions,
+                backend: "mysql",
+                limits,
+            },
+            mysql: Some(store),
+            rate_limiter,
         });
     }
     if !config.replicas.is_empty() {
@@ -197,11 +216,15 @@ pub async fn open(config: &StorageConfig) -> Result<Stores, StoreError> {
             config.session_cache_capacity,
         )),
     };
-    Ok(Stores {
-        users: store,
-        sessions,
-        backend: "sqlite",
-        limits,
+    Ok(Opened {
+        stores: Stores {
+            users: store,
+            sessions,
+            backend: "sqlite",
+            limits,
+        },
+        mysql: None,
+        rate_limiter,
     })
 }
 

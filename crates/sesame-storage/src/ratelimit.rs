@@ -82,21 +82,13 @@ impl LimitStore for RedisRateLimiter {
     ) -> Result<Decision, LimitError> {
         let key = self.redis.key("rl", key);
         let (interval, tolerance) = (rate.interval_ms(), rate.tolerance_ms());
-        let script = &self.store_check;
-        let wait: i64 = self
-            .redis
-            .run(|mut c| async move {
-                script
-                    .key(key)
-                    .arg(interval)
-                    .arg(tolerance)
-                    .arg(now_ms)
-                    .arg(i32::from(consume))
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await
-            .map_err(limit_error)?;
+        let mut check = self.store_check.key(key);
+        check
+            .arg(interval)
+            .arg(tolerance)
+            .arg(now_ms)
+            .arg(i32::from(consume));
+        let wait: i64 = self.redis.invoke(&check).await.map_err(limit_error)?;
         Ok(if wait < 0 {
             Decision::Allow
         } else {
@@ -109,16 +101,9 @@ impl LimitStore for RedisRateLimiter {
     async fn charge(&self, key: &str, rate: Rate, now_ms: i64) -> Result<(), LimitError> {
         let key = self.redis.key("rl", key);
         let interval = rate.interval_ms();
-        let script = &self.store_charge;
+        let mut charge = self.store_charge.key(key);
         self.redis
-            .run(|mut c| async move {
-                script
-                    .key(key)
-                    .arg(interval)
-                    .arg(now_ms)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
+            .invoke::<i64>(charge.arg(interval).arg(now_ms))
             .await
             .map(|_| ())
             .map_err(limit_error)

@@ -87,6 +87,15 @@ impl RedisConn {
         }
     }
 
+    /// Runs one Lua script, bound to its keys and arguments: one round trip.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
+            .await
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
             .await
@@ -193,21 +202,14 @@ impl SessionStore for RedisSessions {
         let expires = to_ms(session.expires_at);
         let hex = session.token_hash.to_hex();
         let now = to_ms(Utc::now());
-        let script = &self.create;
-        self.redis
-            .run(|mut c| async move {
-                script
-                    .key(key)
-                    .key(user_key)
-                    .arg(value)
-                    .arg(expires)
-                    .arg(hex)
-                    .arg(now)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map(|_| ())
+        let mut created = self.create.key(key);
+        created
+            .key(user_key)
+            .arg(value)
+            .arg(expires)
+            .arg(hex)
+            .arg(now);
+        self.redis.invoke::<i64>(&created).await.map(|_| ())
     }
 
     async fn find(
@@ -236,11 +238,8 @@ impl SessionStore for RedisSessions {
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
         let user_key = self.user_key(user_id);
         let prefix = self.redis.key("s", "");
-        let script = &self.revoke_all;
-        let n: i64 = self
-            .redis
-            .run(|mut c| async move { script.key(user_key).arg(prefix).invoke_async(&mut c).await })
-            .await?;
+        let mut revoked = self.revoke_all.key(user_key);
+        let n: i64 = self.redis.invoke(revoked.arg(prefix)).await?;
         Ok(n.max(0) as u64)
     }
 
@@ -277,7 +276,9 @@ impl RedisWrites {
         }
     }
 
-    async fn set(&self, user: &str, value: i64) -> Result<(), StoreError> {
+    /// Sets `user`'s marker to `value` for the marker TTL, answering the
+    /// one it replaced.
+    async fn set(&self, user: &str, value: i64) -> Result<Option<i64>, StoreError> {
         let key = self.redis.key("w", user);
         let ttl = self.ttl.as_millis() as u64;
         self.redis
@@ -287,7 +288,8 @@ impl RedisWrites {
                     .arg(value)
                     .arg("PX")
                     .arg(ttl)
-                    .query_async::<()>(&mut c)
+                    .arg("GET")
+                    .query_async(&mut c)
                     .await
             })
             .await
@@ -297,43 +299,20 @@ impl RedisWrites {
 #[async_trait]
 impl RecentWrites for RedisWrites {
     async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError> {
-        let key = self.redis.key("w", user);
-        let ttl = self.ttl.as_millis() as u64;
-        self.redis
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(PENDING)
-                    .arg("PX")
-                    .arg(ttl)
-                    .arg("GET")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
+        self.set(user, PENDING).await
     }
 
     async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError> {
         let key = self.redis.key("w", user);
         let previous = previous.map(|v| v.to_string()).unwrap_or_default();
         let ttl = self.ttl.as_millis() as u64;
-        let script = &self.abort;
-        self.redis
-            .run(|mut c| async move {
-                script
-                    .key(key)
-                    .arg(PENDING)
-                    .arg(previous)
-                    .arg(ttl)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await
-            .map(|_| ())
+        let mut put_back = self.abort.key(key);
+        put_back.arg(PENDING).arg(previous).arg(ttl);
+        self.redis.invoke::<i64>(&put_back).await.map(|_| ())
     }
 
     async fn commit(&self, user: &str, committed_at_ms: i64) -> Result<(), StoreError> {
-        self.set(user, committed_at_ms).await
+        self.set(user, committed_at_ms).await.map(|_| ())
     }
 
     async fn get(&self, user: &str) -> Result<Option<i64>, StoreError> {

@@ -4,6 +4,7 @@
 use crate::decoy::DECOY_PASSWORD_HASH;
 use crate::query_metrics::QueryTimer;
 use crate::revocations::Revocations;
+use crate::sql::{changed_a_row, FIND_SESSION, INSERT_SESSION};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -150,13 +151,7 @@ impl UserStore for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(UserRecord {
-            id,
-            username: user.username,
-            password_hash: user.password_hash.into(),
-            created_at: user.created_at,
-            password_changed_at: user.created_at,
-        })
+        Ok(user.into_record(id))
     }
 
     async fn import(&self, users: &[NewUser]) -> Result<u64, StoreError> {
@@ -195,10 +190,7 @@ impl UserStore for SqliteStore {
                 .execute(&self.pool)
                 .await
                 .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_a_row(done.rows_affected())
     }
 
     async fn upgrade_hash(
@@ -284,7 +276,7 @@ impl UserStore for SqliteStore {
 impl SessionStore for SqliteStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         let _timer = QueryTimer::start("create_session", DbRole::Primary);
-        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query(INSERT_SESSION)
             .bind(session.token_hash.as_bytes())
             .bind(session.user_id)
             .bind(to_ms(session.created_at))
@@ -301,15 +293,12 @@ impl SessionStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<Session>, StoreError> {
         let _timer = QueryTimer::start("find_session", DbRole::Primary);
-        let row = sqlx::query(
-            "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
-             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
-        )
-        .bind(token_hash.as_bytes())
-        .bind(to_ms(now))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let row = sqlx::query(FIND_SESSION)
+            .bind(token_hash.as_bytes())
+            .bind(to_ms(now))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         Ok(row.map(|row| Session {
             token_hash: *token_hash,
             user_id: row.get("user_id"),

@@ -2,14 +2,8 @@
 
 use crate::mariadb::{self, MariaDb};
 use crate::redis;
-use sesame_domain::{LimitStore, SessionStore, StoreError};
-use sesame_storage::markers::{LocalWrites, RecentWrites};
-use sesame_storage::redis_store::RedisWrites;
-use sesame_storage::{
-    MySqlSettings, MySqlStore, RedisConn, RedisRateLimiter, RedisSessions, SharedLimits,
-    StorageConfig, Stores,
-};
-use std::sync::Arc;
+use sesame_domain::StoreError;
+use sesame_storage::{MySqlSettings, MySqlStore, RedisRateLimiter, StorageConfig, Stores};
 use std::time::Duration;
 
 /// A storage backend sesame runs on.
@@ -133,43 +127,17 @@ pub struct MySqlStack {
 }
 
 impl MySqlStack {
-    /// Opens the stores with the adapters and the wiring of
-    /// `sesame_storage::open` (keep the two alike); does not migrate.
+    /// Opens the stores as `sesame_storage::open` does, keeping the
+    /// adapters in hand; does not migrate.
     pub async fn open(config: &StorageConfig) -> Result<Self, StoreError> {
-        let redis = match &config.cache_url {
-            Some(url) => Some(
-                RedisConn::connect(
-                    url,
-                    &config.cache_namespace,
-                    config.timeout.min(Duration::from_millis(500)),
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        let rate_limiter = redis.clone().map(RedisRateLimiter::new);
-        let limits = rate_limiter
-            .clone()
-            .map(|r| Arc::new(SharedLimits::new(r)) as Arc<dyn LimitStore>);
-        let settings = mysql_settings(config);
-        let markers: Arc<dyn RecentWrites> = match &redis {
-            Some(r) => Arc::new(RedisWrites::new(r.clone(), settings.marker_ttl())),
-            None => Arc::new(LocalWrites::new(settings.marker_ttl())),
-        };
-        let mysql = MySqlStore::open(settings, markers).await?;
-        let sessions: Arc<dyn SessionStore> = match redis {
-            Some(r) => Arc::new(RedisSessions::new(r)),
-            None => Arc::new(mysql.clone()),
-        };
+        let opened = sesame_storage::open_parts(config).await?;
+        let mysql = opened
+            .mysql
+            .ok_or_else(|| StoreError::Other("not a MySQL configuration".into()))?;
         Ok(Self {
-            stores: Stores {
-                users: Arc::new(mysql.clone()),
-                sessions,
-                backend: "mysql",
-                limits,
-            },
+            stores: opened.stores,
             mysql,
-            rate_limiter,
+            rate_limiter: opened.rate_limiter,
         })
     }
 }

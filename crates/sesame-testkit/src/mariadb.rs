@@ -257,6 +257,12 @@ pub fn shared_delayed() -> Result<&'static MariaDb, String> {
 
 /// Waits until `server` has `schema.table` (replication has caught up with
 /// its creation).
+/// Waits until replication has brought `schema`'s heartbeat table to
+/// `server` (the schema is migrated there); panics after `within`.
+pub fn wait_for_heartbeat(server: &MariaDb, schema: &str, within: Duration) {
+    wait_for_table(server, schema, "heartbeat", within).unwrap_or_else(|e| panic!("{e}"));
+}
+
 pub fn wait_for_table(
     server: &MariaDb,
     schema: &str,

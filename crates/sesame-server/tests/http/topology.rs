@@ -35,7 +35,7 @@ async fn read_your_writes_through_a_replica_seconds_behind() {
     config.max_replica_lag = Duration::from_millis(4500);
     sesame_storage::migrate(&config).await.unwrap();
     let MySqlStack { stores, mysql, .. } = MySqlStack::open(&config).await.unwrap();
-    mariadb::wait_for_table(delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
+    mariadb::wait_for_heartbeat(delayed, &schema, Duration::from_secs(15));
     eventually(
         Duration::from_secs(5),
         POLL,
@@ -121,13 +121,7 @@ async fn primary_crash_and_hang_logins_go_on_writes_503_then_recovery() {
     );
     config.max_replica_lag = Duration::from_secs(1);
     let stores = migrated(&config).await;
-    mariadb::wait_for_table(
-        &topology.replica,
-        &schema,
-        "heartbeat",
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    mariadb::wait_for_heartbeat(&topology.replica, &schema, Duration::from_secs(10));
     let ttl = mysql_settings(&config).marker_ttl();
     let server = TestServer::serve(stores, |_| {}).await;
     assert_eq!(
@@ -257,7 +251,7 @@ async fn a_marked_login_during_a_primary_crash_reads_a_caught_up_replica() {
     config.max_replica_lag = Duration::from_secs(10);
     sesame_storage::migrate(&config).await.unwrap();
     let MySqlStack { stores, mysql, .. } = MySqlStack::open(&config).await.unwrap();
-    mariadb::wait_for_table(&delayed, &schema, "heartbeat", Duration::from_secs(15)).unwrap();
+    mariadb::wait_for_heartbeat(&delayed, &schema, Duration::from_secs(15));
     assert!(mysql.settings().marker_ttl() > Duration::from_secs(11));
     let budget = LoginSettings::default().latency_budget;
     let server = TestServer::serve(stores, |c| c.login.latency_budget = budget).await;

@@ -2,6 +2,7 @@
 
 use super::users::text;
 use super::MySqlStore;
+use crate::sql::{FIND_SESSION, INSERT_SESSION};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,14 +15,12 @@ use sqlx::Row;
 impl SessionStore for MySqlStore {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         self.on_primary(
-            sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-            )
-            .bind(session.token_hash.as_bytes())
-            .bind(session.user_id)
-            .bind(to_ms(session.created_at))
-            .bind(to_ms(session.expires_at))
-            .execute(&self.inner.primary),
+            sqlx::query(INSERT_SESSION)
+                .bind(session.token_hash.as_bytes())
+                .bind(session.user_id)
+                .bind(to_ms(session.created_at))
+                .bind(to_ms(session.expires_at))
+                .execute(&self.inner.primary),
         )
         .await?;
         Ok(())
@@ -34,13 +33,10 @@ impl SessionStore for MySqlStore {
     ) -> Result<Option<Session>, StoreError> {
         let row = self
             .on_primary(
-                sqlx::query(
-                    "SELECT s.user_id, u.username, s.created_at, s.expires_at FROM sessions s \
-                     JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
-                )
-                .bind(token_hash.as_bytes())
-                .bind(to_ms(now))
-                .fetch_optional(&self.inner.primary),
+                sqlx::query(FIND_SESSION)
+                    .bind(token_hash.as_bytes())
+                    .bind(to_ms(now))
+                    .fetch_optional(&self.inner.primary),
             )
             .await?;
         row.map(|row| {

@@ -4,6 +4,7 @@ use super::{bounded, map_err, MySqlStore};
 use crate::decoy::DECOY_PASSWORD_HASH;
 use crate::markers::PENDING;
 use crate::query_metrics::observe;
+use crate::sql::changed_a_row;
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -156,13 +157,7 @@ impl UserStore for MySqlStore {
                 .map(|done| done.last_insert_id() as i64)
             })
             .await?;
-        Ok(UserRecord {
-            id,
-            username: user.username,
-            password_hash: user.password_hash.into(),
-            created_at: user.created_at,
-            password_changed_at: user.created_at,
-        })
+        Ok(user.into_record(id))
     }
 
     // Bulk seeding sets no markers: imported users become visible on the
@@ -210,10 +205,7 @@ impl UserStore for MySqlStore {
                 .await
             })
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_a_row(done.rows_affected())
     }
 
     async fn upgrade_hash(
@@ -245,10 +237,7 @@ impl UserStore for MySqlStore {
                     .await
             })
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed_a_row(done.rows_affected())
     }
 
     async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {

@@ -109,13 +109,7 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
         .await
     );
     let stores = &stack.stores;
-    mariadb::wait_for_table(
-        &topology.replica,
-        &schema,
-        "heartbeat",
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    mariadb::wait_for_heartbeat(&topology.replica, &schema, Duration::from_secs(10));
     stores
         .users
         .import(&[new_user("kim", "$k"), new_user("lee", "$l")])

@@ -186,13 +186,7 @@ async fn login_lookups_read_a_replica_and_writes_go_to_the_primary() {
     let (schema, stack) =
         require!(observed(topology, &[&topology.replica], Duration::from_secs(5), None).await);
     let stores = &stack.stores;
-    mariadb::wait_for_table(
-        &topology.replica,
-        &schema,
-        "heartbeat",
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    mariadb::wait_for_heartbeat(&topology.replica, &schema, Duration::from_secs(10));
     // Imported users carry no recent-write marker: found on the replica as
     // soon as it has them.
     stores
@@ -248,13 +242,7 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
         .await
     );
     let stores = &stack.stores;
-    mariadb::wait_for_table(
-        delayed,
-        &schema,
-        "heartbeat",
-        Duration::from_secs(LAG_S as u64 + 10),
-    )
-    .unwrap();
+    mariadb::wait_for_heartbeat(delayed, &schema, Duration::from_secs(LAG_S as u64 + 10));
     let store = stack.mysql.clone();
     eventually(
         Duration::from_secs(5),
@@ -324,13 +312,7 @@ async fn a_replica_beyond_the_lag_bound_is_skipped() {
     let (schema, stack) =
         require!(observed(topology, &[delayed], Duration::from_secs(1), None).await);
     let stores = &stack.stores;
-    mariadb::wait_for_table(
-        delayed,
-        &schema,
-        "heartbeat",
-        Duration::from_secs(LAG_S as u64 + 10),
-    )
-    .unwrap();
+    mariadb::wait_for_heartbeat(delayed, &schema, Duration::from_secs(LAG_S as u64 + 10));
     let store = stack.mysql.clone();
     eventually(
         Duration::from_secs(5),
