@@ -356,7 +356,7 @@ fn retry_after(wait: Duration) -> Duration {
 /// Niceness of hashing threads: on a saturated machine the threads that
 /// answer requests (a 429, a 503, a session check) run first, so cheap
 /// answers stay fast while the hashes take the rest of the CPU.
-const HASH_THREAD_NICE: i32 = 5;
+const HASH_THREAD_NICE: i32 = 10;
 
 fn worker(receiver: crossbeam_channel::Receiver<Job>, shared: Arc<Shared>, hasher: PasswordHasher) {
     // SAFETY: setpriority on this thread's own id has no memory effects; on

@@ -143,7 +143,7 @@ impl Default for LimitSettings {
             per_account_ip_failures: Rate::per_minute(5.0, 5),
             per_account_failures: Rate::per_minute(20.0, 50),
             known_address_ttl: Duration::from_secs(30 * 24 * 3600),
-            max_in_flight_per_ip: 4,
+            max_in_flight_per_ip: 2,
         }
     }
 }

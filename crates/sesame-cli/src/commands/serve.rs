@@ -40,7 +40,7 @@ pub struct ServeArgs {
     account_failures_per_min: u32,
     /// Logins from one client address (IPv6: its /64) in flight at once in
     /// this instance; more are refused (429) before any other work.
-    #[arg(long, env = "SESAME_IP_LOGINS_IN_FLIGHT", default_value_t = 4)]
+    #[arg(long, env = "SESAME_IP_LOGINS_IN_FLIGHT", default_value_t = 2)]
     ip_logins_in_flight: u32,
     /// Session lifetime in seconds.
     #[arg(long, env = "SESAME_SESSION_TTL", default_value_t = 12 * 3600)]
