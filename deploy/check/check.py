@@ -157,6 +157,10 @@ def serve_env_vars():
     """The environment variables `sesame serve` reads, from its clap flags."""
     commands = ROOT / "crates" / "sesame-cli" / "src" / "commands"
     sources = [commands / n for n in ("serve.rs", "shared.rs", "mod.rs") if (commands / n).exists()]
+    # The Argon2 flags, shared by every command that hashes.
+    flags = ROOT / "crates" / "sesame-toolkit" / "src" / "argon2_flags.rs"
+    if flags.exists():
+        sources.append(flags)
     return {v for s in sources for v in re.findall(r'env = "(SESAME_[A-Z_]+)"', s.read_text())}
 
 
@@ -299,7 +303,11 @@ def check_rollout(where, docs, image):
 def metric_names_used(rendered):
     text = "".join(json.dumps(d) for docs in rendered.values() for d in docs)
     text += (K8S / "prometheus-adapter" / "rules.yaml").read_text()
-    text += (ROOT / "crates" / "sesame-rollout" / "src" / "canary" / "prometheus.rs").read_text()
+    # The canary's queries: its string literals only (not its `use` paths,
+    # which name crates like sesame_domain).
+    source = (ROOT / "crates" / "sesame-rollout" / "src" / "canary" / "prometheus.rs").read_text()
+    literals = re.findall(r'r#"(.*?)"#|"((?:[^"\\]|\\.)*)"', source, re.S)
+    text += " ".join(raw or plain for raw, plain in literals)
     names = set(re.findall(r"\b(sesame_[a-z_]+)", text))
     return {re.sub(r"_(bucket|count|sum)$", "", n) for n in names}
 
@@ -442,17 +450,17 @@ def check_stripped(sesame):
 
 
 def check_documented_plan(sesame):
-    """The README's capacity section shows `sesame plan` output: it must be today's output."""
-    doc = ROOT / "README.md"
+    """The book's capacity chapter shows `sesame plan` output: it must be today's output."""
+    doc = ROOT / "docs" / "src" / "operators" / "capacity.md"
     found = re.search(r"```sh\n(sesame plan [^\n]*)\n```\s*```\n(.*?)```", doc.read_text(), re.S)
-    check(found is not None, "README.md shows a `sesame plan` example and its output")
+    check(found is not None, "the capacity chapter shows a `sesame plan` example and its output")
     if found is None:
         return
     args = shlex.split(found.group(1))[2:]
     out = subprocess.run([sesame, "plan", *args], capture_output=True, text=True)
-    check(out.stdout == found.group(2), "README.md's `sesame plan` output is what sesame plan prints")
+    check(out.stdout == found.group(2), "the capacity chapter's `sesame plan` output is what sesame plan prints")
     production = shlex.split((K8S / "overlays" / "production" / "plan.args").read_text())
-    check(args == production, "README.md's example is the production overlay's plan.args")
+    check(args == production, "the capacity chapter's example is the production overlay's plan.args")
 
 
 def plan_for(directory, sesame):

@@ -51,7 +51,7 @@ MUTATIONS = [
      "PromQL parses"),
 ]
 
-COPIED = ["deploy", ".dockerignore", "README.md", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src"]
+COPIED = ["deploy", ".dockerignore", "README.md", "docs/src", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src", "crates/sesame-toolkit/src"]
 
 
 def main():
