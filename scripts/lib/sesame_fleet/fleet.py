@@ -1,6 +1,7 @@
 """The fleet's commands: up, status, deploy, down."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+# The programs a fleet runs, and the Debian package of each.
+PROGRAMS = {
+    "mariadbd": "mariadb-server",
+    "mariadb-install-db": "mariadb-server",
+    "redis-server": "redis-server",
+    "haproxy": "haproxy",
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "ip": "iproute2",
+}
+
+
+def missing_packages(which=shutil.which):
+    """The Debian packages whose programs are not on this machine, so that
+    `up` stops before it starts anything rather than half-way."""
+    return sorted({package for program, package in PROGRAMS.items() if which(program) is None})
+
+
 def default_binary():
     built = os.environ.get("SESAME_BIN")
     if built:
@@ -35,6 +54,9 @@ def default_binary():
 
 
 def up(directory, instances=3, binary=None, args=(), log=print):
+    missing = missing_packages()
+    if missing:
+        raise FleetError(f"missing programs; install them first: apt-get install {' '.join(missing)}")
     existing = State.load(directory)
     if existing and any(alive(p) for p in existing.parts.values()):
         raise FleetError(f"a fleet is already up in {existing.dir}; `scripts/fleet down --dir {existing.dir}` first")

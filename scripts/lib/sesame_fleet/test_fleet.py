@@ -8,7 +8,7 @@ and fleets in two directories never share names or subnets.
 import os
 import unittest
 
-from sesame_fleet import manifest, parts, state
+from sesame_fleet import fleet, manifest, parts, state
 
 DEPLOYMENT = """
 spec:
@@ -75,6 +75,14 @@ class ManifestTest(unittest.TestCase):
         for what, (deployment, kustomization) in broken.items():
             with self.subTest(what), self.assertRaises(manifest.ManifestError):
                 manifest.parse(deployment, kustomization)
+
+
+class PrerequisitesTest(unittest.TestCase):
+    def test_names_the_package_of_each_missing_program(self):
+        self.assertEqual(fleet.missing_packages(lambda program: None), sorted(set(fleet.PROGRAMS.values())))
+        only_haproxy_missing = lambda program: None if program == "haproxy" else f"/usr/bin/{program}"  # noqa: E731
+        self.assertEqual(fleet.missing_packages(only_haproxy_missing), ["haproxy"])
+        self.assertEqual(fleet.missing_packages(lambda program: f"/usr/bin/{program}"), [])
 
 
 class StateTest(unittest.TestCase):
