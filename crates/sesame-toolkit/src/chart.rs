@@ -233,13 +233,17 @@ impl<'a> Chart<'a> {
                 escape(caption)
             );
         }
-        for (x, title) in &self.markers {
+        for (i, (x, title)) in self.markers.iter().enumerate() {
+            // The label beside its line, each a row lower than the one
+            // before, so that close marks stay readable.
             let _ = write!(
                 svg,
-                r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="#d00" stroke-dasharray="4 3"><title>{2}</title></line>"##,
+                r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="#d00" stroke-dasharray="4 3"><title>{2}</title></line><text x="{3:.1}" y="{4:.1}" fill="#d00" font-size="10">{2}</text>"##,
                 px(*x),
                 h - BOTTOM,
-                escape(title)
+                escape(title),
+                px(*x) + 3.0,
+                TOP + 10.0 + 11.0 * (i % 4) as f64
             );
         }
         for (i, s) in self.series.iter().enumerate() {

@@ -26,9 +26,15 @@ fn timeline_chart<'a>(r: &'a Report, label: &'a str) -> Chart<'a> {
     let chart = Chart::new(label)
         .x_range(0.0, n.saturating_sub(1).max(1) as f64)
         .x_ticks(times);
-    r.change_points.iter().fold(chart, |chart, c| {
+    let chart = r.change_points.iter().fold(chart, |chart, c| {
         chart.marker(c.interval as f64, format!("change point {}", c.at))
-    })
+    });
+    r.marks
+        .iter()
+        .filter(|m| (0.0..=n as f64).contains(&m.row))
+        .fold(chart, |chart, m| {
+            chart.marker(m.row, format!("{} {}", m.label, m.at))
+        })
 }
 
 /// One column of the timeline, as points of a chart.

@@ -56,6 +56,21 @@ pub struct TriageArgs {
     /// Kubernetes deployment named in the rollback command.
     #[arg(long, env = "SESAME_TRIAGE_DEPLOYMENT", default_value = "sesame")]
     pub deployment: String,
+    /// Marks a moment on the timeline, `LABEL=TIME` (TIME as for --since):
+    /// a deploy, an alert, a mitigation. Repeatable; drawn on the HTML
+    /// charts and listed in the report.
+    #[arg(long = "mark", value_name = "LABEL=TIME", value_parser = parse_mark)]
+    pub marks: Vec<(String, i64)>,
+}
+
+fn parse_mark(s: &str) -> Result<(String, i64), String> {
+    let (label, time) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not LABEL=TIME"))?;
+    if label.trim().is_empty() {
+        return Err(format!("{s:?} has no label before `=`"));
+    }
+    Ok((label.trim().to_owned(), parse_time(time.trim())?))
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
@@ -133,6 +148,7 @@ pub fn report(args: &TriageArgs) -> anyhow::Result<Report> {
             min_support: args.min_support,
             min_risk_ratio: args.min_risk_ratio,
             deployment: args.deployment.clone(),
+            marks: args.marks.clone(),
         },
     ))
 }
@@ -160,6 +176,17 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mark_is_a_label_and_a_time() {
+        assert_eq!(
+            parse_mark("alert fired=2026-11-26T10:00:00Z"),
+            Ok(("alert fired".to_owned(), 1_795_687_200_000))
+        );
+        assert!(parse_mark("2026-11-26T10:00:00Z").is_err());
+        assert!(parse_mark("=2026-11-26T10:00:00Z").is_err());
+        assert!(parse_mark("deploy=yesterday").is_err());
+    }
 
     #[test]
     fn times_are_absolute_or_a_span_back_from_now() {

@@ -91,6 +91,18 @@ pub fn text(r: &Report) -> String {
                     duration(c.p99_after_ms)
                 )
             });
+        // The --mark moments that fall in this row.
+        let marked: Vec<&str> = r
+            .marks
+            .iter()
+            .filter(|m| m.row.floor() == i as f64)
+            .map(|m| m.label.as_str())
+            .collect();
+        let mark = if marked.is_empty() {
+            mark
+        } else {
+            format!("{mark}  <- {}", marked.join(", "))
+        };
         let _ = writeln!(
             o,
             "{:<12} {:>9.1} {:>8} {:>8} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1}{mark}",

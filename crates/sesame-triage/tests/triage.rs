@@ -39,6 +39,7 @@ fn args(paths: Vec<PathBuf>) -> TriageArgs {
         min_support: 0.05,
         min_risk_ratio: 2.0,
         deployment: "sesame".to_owned(),
+        marks: Vec::new(),
     }
 }
 
@@ -426,6 +427,45 @@ fn reports_render_as_json_and_self_contained_html() {
     for external in ["http://", "https://", "<script", "<link", "src="] {
         assert!(!html.contains(external), "external resource: {external}");
     }
+}
+
+#[test]
+fn marked_moments_are_drawn_where_they_fall_and_listed_in_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "events.log", &scenario(Incident::Surge));
+    let mut a = args(vec![path]);
+    let at = |iso: &str| {
+        chrono::DateTime::parse_from_rfc3339(iso)
+            .unwrap()
+            .timestamp_millis()
+    };
+    a.marks = vec![
+        ("alert <fired>".to_owned(), at("2026-11-26T10:06:30Z")),
+        ("surge injected".to_owned(), at(INCIDENT_START)),
+        ("long before".to_owned(), at("2026-11-25T10:00:00Z")),
+    ];
+    let r = report(&a).unwrap();
+    let json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    let labels: Vec<&str> = json["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["long before", "surge injected", "alert <fired>"]);
+    assert_eq!(json["marks"][1]["at"], INCIDENT_START);
+    let html = sesame_triage::html::render(&r);
+    // On each of the three charts, escaped; the one outside the logs' range
+    // on none.
+    assert_eq!(
+        html.matches("surge injected 2026-11-26T10:05:00.000Z")
+            .count(),
+        6,
+        "title and label per chart"
+    );
+    assert!(html.contains("alert &lt;fired&gt;"));
+    assert!(!html.contains("<fired>"));
+    assert!(!html.contains("long before"));
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub struct Options {
     pub min_risk_ratio: f64,
     /// Kubernetes deployment named in the rollback command.
     pub deployment: String,
+    /// Moments to mark on the timeline (label, epoch ms).
+    pub marks: Vec<(String, i64)>,
 }
 
 /// Below this share of slow logins there is no incident to explain, only
@@ -55,6 +57,19 @@ pub struct Report {
     pub stages: Stages,
     /// Ranked by the share of slow logins each explains.
     pub causes: Vec<Cause>,
+    /// The moments given with `--mark`, in time order.
+    pub marks: Vec<Mark>,
+}
+
+/// A moment marked on the timeline.
+#[derive(Debug, Serialize)]
+pub struct Mark {
+    pub label: String,
+    pub at: String,
+    /// Where it falls on the timeline, in rows from the first (fractional;
+    /// outside `0..rows` when it is outside the logs' time range).
+    #[serde(skip)]
+    pub row: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -84,6 +99,17 @@ pub fn analyze(scan: &Scan, options: &Options) -> Report {
         incident,
         ..
     } = timeline;
+    let first_row_ms = rows.first().map(|r| r.start_ms).unwrap_or_default();
+    let mut marks: Vec<Mark> = options
+        .marks
+        .iter()
+        .map(|(label, at)| Mark {
+            label: label.clone(),
+            at: iso(*at),
+            row: (at - first_row_ms) as f64 / width_ms.max(1) as f64,
+        })
+        .collect();
+    marks.sort_by(|a, b| a.row.total_cmp(&b.row));
     Report {
         files: scan.files.clone(),
         lines: scan.lines,
@@ -110,6 +136,7 @@ pub fn analyze(scan: &Scan, options: &Options) -> Report {
         affected,
         stages,
         causes,
+        marks,
     }
 }
 
@@ -175,6 +202,7 @@ mod tests {
             min_support: 0.05,
             min_risk_ratio: 2.0,
             deployment: "sesame".to_owned(),
+            marks: Vec::new(),
         }
     }
 
