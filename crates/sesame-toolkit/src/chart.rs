@@ -63,8 +63,15 @@ pub struct Chart<'a> {
     x_format: Format<'a>,
     x_range: Option<(f64, f64)>,
     x_ticks: Option<Vec<(f64, String)>>,
-    markers: Vec<(f64, String)>,
+    markers: Vec<Marker>,
     series: Vec<Series<'a>>,
+}
+
+/// A dashed vertical line; with a `label`, that is written beside it.
+struct Marker {
+    x: f64,
+    title: String,
+    label: Option<String>,
 }
 
 struct Series<'a> {
@@ -142,7 +149,27 @@ impl<'a> Chart<'a> {
 
     /// A dashed vertical line at `x`, titled (a change point, a deploy).
     pub fn marker(mut self, x: f64, title: impl Into<String>) -> Self {
-        self.markers.push((x, title.into()));
+        self.markers.push(Marker {
+            x,
+            title: title.into(),
+            label: None,
+        });
+        self
+    }
+
+    /// A marker with a short `label` written beside the line, for the
+    /// moments a reader must see without hovering (an alert, a rollback).
+    pub fn labelled_marker(
+        mut self,
+        x: f64,
+        label: impl Into<String>,
+        title: impl Into<String>,
+    ) -> Self {
+        self.markers.push(Marker {
+            x,
+            title: title.into(),
+            label: Some(label.into()),
+        });
         self
     }
 
@@ -233,18 +260,29 @@ impl<'a> Chart<'a> {
                 escape(caption)
             );
         }
-        for (i, (x, title)) in self.markers.iter().enumerate() {
-            // The label beside its line, each a row lower than the one
-            // before, so that close marks stay readable.
+        let mut labels = 0;
+        for m in &self.markers {
             let _ = write!(
                 svg,
-                r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="#d00" stroke-dasharray="4 3"><title>{2}</title></line><text x="{3:.1}" y="{4:.1}" fill="#d00" font-size="10">{2}</text>"##,
-                px(*x),
+                r##"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="#d00" stroke-dasharray="4 3"><title>{2}</title></line>"##,
+                px(m.x),
                 h - BOTTOM,
-                escape(title),
-                px(*x) + 3.0,
-                TOP + 10.0 + 11.0 * (i % 4) as f64
+                escape(&m.title)
             );
+            if let Some(label) = &m.label {
+                // Beside its line, towards the middle of the plot, each a
+                // row lower than the one before, so close marks stay apart.
+                let right_half = px(m.x) > LEFT + plot_w / 2.0;
+                let _ = write!(
+                    svg,
+                    r##"<text x="{:.1}" y="{:.1}" fill="#d00" font-size="11" text-anchor="{}">{}</text>"##,
+                    px(m.x) + if right_half { -3.0 } else { 3.0 },
+                    TOP + 11.0 + 12.0 * (labels % 6) as f64,
+                    if right_half { "end" } else { "start" },
+                    escape(label)
+                );
+                labels += 1;
+            }
         }
         for (i, s) in self.series.iter().enumerate() {
             let line: Vec<String> = s
@@ -397,6 +435,30 @@ mod tests {
         assert!((axis.ticks()[4] - 11.0).abs() < 1e-9);
         let empty = YAxis::new(Scale::Linear, [0.0].into_iter());
         assert_eq!(empty.hi, 1.0);
+    }
+
+    #[test]
+    fn a_labelled_marker_is_written_beside_its_line_towards_the_middle() {
+        let svg = Chart::new("Rate")
+            .x_range(0.0, 10.0)
+            .line("rate", [(0.0, 1.0), (10.0, 2.0)])
+            .labelled_marker(1.0, "injected <x>", "injected at 10:00")
+            .labelled_marker(9.0, "rolled back", "rolled back at 10:09")
+            .marker(5.0, "change point")
+            .svg();
+        assert!(
+            svg.contains(r#"text-anchor="start">injected &lt;x&gt;</text>"#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"text-anchor="end">rolled back</text>"#),
+            "{svg}"
+        );
+        assert!(svg.contains("<title>rolled back at 10:09</title>"));
+        assert!(
+            !svg.contains(">change point</text>"),
+            "an unlabelled marker has a title only"
+        );
     }
 
     #[test]

@@ -33,7 +33,7 @@ fn timeline_chart<'a>(r: &'a Report, label: &'a str) -> Chart<'a> {
         .iter()
         .filter(|m| (0.0..=n as f64).contains(&m.row))
         .fold(chart, |chart, m| {
-            chart.marker(m.row, format!("{} {}", m.label, m.at))
+            chart.labelled_marker(m.row, &m.label, format!("{} {}", m.label, m.at))
         })
 }
 

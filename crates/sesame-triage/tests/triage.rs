@@ -458,10 +458,15 @@ fn marked_moments_are_drawn_where_they_fall_and_listed_in_time_order() {
     // On each of the three charts, escaped; the one outside the logs' range
     // on none.
     assert_eq!(
-        html.matches("surge injected 2026-11-26T10:05:00.000Z")
+        html.matches("<title>surge injected 2026-11-26T10:05:00.000Z</title>")
             .count(),
-        6,
-        "title and label per chart"
+        3,
+        "a titled line per chart"
+    );
+    assert_eq!(
+        html.matches(">surge injected</text>").count(),
+        3,
+        "a label per chart"
     );
     assert!(html.contains("alert &lt;fired&gt;"));
     assert!(!html.contains("<fired>"));

@@ -178,7 +178,7 @@ def status(directory):
     return describe(state, health=True)
 
 
-def deploy(directory, binary, args=None, log=print, only=None):
+def deploy(directory, binary, args=None, log=print, only=None, track=None):
     """A rolling update, as the manifests' strategy would run it on
     Kubernetes (maxSurge 25%, maxUnavailable 0: capacity never drops). For
     each old instance: start its replacement (a new name, namespace and
@@ -186,7 +186,11 @@ def deploy(directory, binary, args=None, log=print, only=None):
     has it; then drain the old one out of the balancer (as Kubernetes takes
     a terminating pod out of its endpoints), SIGTERM it, and let its drain
     delay and grace period (the manifests' too) finish what it holds.
-    `only` names the instances to replace (a canary); default: all."""
+    `only` names the instances to replace (a canary, or its rollback);
+    default: all. `args` become the fleet's flags when every instance is
+    replaced, and only the replacements' otherwise. `track` labels the
+    replacements' metrics (`canary`, `stable`); default: the replaced
+    instance's."""
     spec = manifest.load(parts.ROOT)
     with State.locked(directory) as state:
         if state is None:
@@ -195,9 +199,9 @@ def deploy(directory, binary, args=None, log=print, only=None):
         unknown = set(only or ()) - {p.name for p in state.of_kind("sesame")}
         if unknown:
             raise FleetError(f"no such instances: {sorted(unknown)}")
-        if args is not None:
+        if args is not None and only is None:
             state.args = list(args)
-        args = state.args
+        args = state.args if args is None else list(args)
         count = len(state.of_kind("sesame"))
     if spec.surge(count) < 1:
         raise FleetError("the manifests allow no surge: this fleet replaces with a surge of one")
@@ -209,9 +213,10 @@ def deploy(directory, binary, args=None, log=print, only=None):
         with State.locked(directory) as state:
             old = state.parts[old_name]
             workers = old.extra["hash_workers"]
-            track = old.extra.get("track", "stable")
             name, host = next_instance(state)
-            new = parts.launch_sesame(state, name, host, binary, args, spec, workers, track=track)
+            new = parts.launch_sesame(
+                state, name, host, binary, args, spec, workers, track=track or old.extra.get("track", "stable")
+            )
         parts.wait_ready(new)
         parts.haproxy_add(state, new, spec)
         wait_for(

@@ -5,10 +5,12 @@ and fleets in two directories never share names or subnets.
   python3 -m unittest discover -s scripts/lib -p 'test_*.py'
 """
 
+import json
 import os
+import tempfile
 import unittest
 
-from sesame_fleet import fleet, manifest, parts, state
+from sesame_fleet import drills, fleet, manifest, parts, rules, state
 
 DEPLOYMENT = """
 spec:
@@ -83,6 +85,60 @@ class PrerequisitesTest(unittest.TestCase):
         only_haproxy_missing = lambda program: None if program == "haproxy" else f"/usr/bin/{program}"  # noqa: E731
         self.assertEqual(fleet.missing_packages(only_haproxy_missing), ["haproxy"])
         self.assertEqual(fleet.missing_packages(lambda program: f"/usr/bin/{program}"), [])
+
+
+class DrillFiguresTest(unittest.TestCase):
+    def log(self, lines):
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "events.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return [path]
+
+    def event(self, second, outcome, status, total_ms, region="eu-west"):
+        return json.dumps({"ts": f"2026-11-30T10:00:{second:02d}.000Z", "outcome": outcome, "status": status,
+                           "total_ms": total_ms, "region": region, "ip": "10.0.0.1"})
+
+    def test_users_hurt_counts_failures_and_slow_logins_in_the_window_by_group(self):
+        t0 = drills.epoch_of("2026-11-30T10:00:00.000Z")
+        paths = self.log([
+            self.event(1, "ok", 200, 30.0),
+            self.event(2, "ok", 200, 251.0),                 # slow
+            self.event(3, "overloaded", 503, 0.2),           # failed
+            self.event(4, "invalid_credentials", 401, 40.0),
+            self.event(5, "ok", 200, 20.0, region="us-east"),
+            self.event(30, "overloaded", 503, 0.1),          # after the window
+            "not json", '{"a": 1}', "",
+        ])
+        hurt = drills.users_hurt(paths, t0, t0 + 10, lambda e: e["region"])
+        self.assertEqual(hurt["eu-west"], {"logins": 4, "failed": 1, "slow": 1, "hurt_share": 0.5})
+        self.assertEqual(hurt["us-east"]["hurt_share"], 0.0)
+        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "shed"), (0.2, 2))
+        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "expired"), (None, 0))
+        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "ok"), (251.0, 3))
+        expired = self.log([json.dumps({"ts": "2026-11-30T10:00:01.000Z", "outcome": "overloaded", "status": 503,
+                                        "total_ms": 300.0, "db_role": "replica"})])
+        self.assertEqual(drills.p99_of(expired, t0, t0 + 60, "expired"), (300.0, 1))
+        self.assertEqual(drills.p99_of(expired, t0, t0 + 60, "shed"), (None, 0))
+
+    def test_a_missed_limit_fails_the_drill(self):
+        d = drills.Drill.__new__(drills.Drill)
+        d.name, d.marks, d.figures, d.limits, d.log = "surge", {}, {}, [], lambda m: None
+        d.limit("detected", 12.0, True, "<= 30 s")
+        self.assertTrue(d.report()["passed"])
+        d.limit("triage names the surge first", ["attack"], False, "['surge']")
+        self.assertFalse(d.report()["passed"])
+
+    def test_names_the_compressed_page_it_waits_for(self):
+        # The drill checks that Prometheus took the compressed rules by the
+        # fast-burn page's `for:`; the shipped rule must have it.
+        with open(os.path.join(parts.ROOT, "deploy", "prometheus", "rules", "sesame-slo.yml")) as f:
+            text = f.read()
+        self.assertIn(f"alert: {drills.PAGES[0]}", text)
+        compressed = rules.compress(text, drills.FACTOR)
+        self.assertIn("for: 2s", compressed)
+        for record in drills.SHORT_WINDOWS:
+            self.assertIn(f"record: {record}", text)
 
 
 class StateTest(unittest.TestCase):

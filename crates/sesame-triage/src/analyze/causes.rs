@@ -25,6 +25,12 @@ const FEW_IPS: usize = 10;
 
 /// Index of the queue stage in [`STAGES`].
 const QUEUE: usize = 0;
+/// The stages extra demand slows: the wait for a hash worker and, once it
+/// saturates the cores, the hash itself and the time outside the timed
+/// stages (the runtime waiting for a core). A surge drill on a fleet whose
+/// instances share their cores put most of its slow logins in the last
+/// two, and triage named those symptoms before the surge.
+const DEMAND_STAGES: [usize; 3] = [QUEUE, 1, 4];
 
 #[derive(Debug, Serialize)]
 pub struct Cause {
@@ -147,7 +153,7 @@ impl Evidence<'_> {
         let attack = self.attack(&incident, baseline.as_ref());
         // The attackers' own traffic is no surge of demand.
         let attack_logins = attack.as_ref().map_or(0, |(_, n)| *n);
-        // Both make everyone queue behind the hashes.
+        // Both make everyone wait for the hashes and the cores.
         for root in [
             attack.map(|(cause, _)| cause),
             self.surge(&incident, baseline.as_ref(), attack_logins),
@@ -155,7 +161,7 @@ impl Evidence<'_> {
         .into_iter()
         .flatten()
         {
-            causes.push(self.slowed(root, QUEUE, &[], &stage_causes));
+            causes.push(self.demand_slowed(root));
         }
         causes.extend(self.deploy(&incident, baseline.as_ref(), &stage_causes));
         causes.extend(stage_causes.into_iter().map(|(cause, _)| cause));
@@ -164,7 +170,7 @@ impl Evidence<'_> {
         causes
     }
 
-    /// A root cause with the slow logins it explains: those of the stage
+    /// A deploy with the slow logins it explains: those of the stage
     /// cause of `stage` (concentrated on a group holding `key`, if given),
     /// else the share of the slow logins under that stage (in the group).
     /// The summary says so when that stage is a cause of its own.
@@ -199,17 +205,43 @@ impl Evidence<'_> {
             .iter()
             .any(|(c, _)| c.stage == Some(STAGES[stage]));
         if slow_logins > 0 && material {
-            root.summary += &match root.kind {
-                "deploy" => format!(
-                    " Its logins' {} stage grew: {} of slow logins.",
-                    STAGES[stage],
-                    percent(slow_pct)
-                ),
-                _ => format!(
-                    " The queueing it causes slowed {} of slow logins.",
-                    percent(slow_pct)
-                ),
-            };
+            root.summary += &format!(
+                " Its logins' {} stage grew: {} of slow logins.",
+                STAGES[stage],
+                percent(slow_pct)
+            );
+        }
+        root
+    }
+
+    /// A demand cause (an attack, a surge) with the slow logins it
+    /// explains: those under the [`DEMAND_STAGES`]. Its stage is the one
+    /// that holds most of them.
+    fn demand_slowed(&self, mut root: Cause) -> Cause {
+        let shares: Vec<(usize, f64, u64)> = DEMAND_STAGES
+            .iter()
+            .map(|&stage| {
+                let (pct, n) = self.stage_share(stage);
+                (stage, pct, n)
+            })
+            .filter(|&(_, _, n)| n > 0)
+            .collect();
+        root.slow_pct = shares.iter().map(|s| s.1).sum();
+        root.slow_logins = shares.iter().map(|s| s.2).sum();
+        root.stage = shares
+            .iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|s| STAGES[s.0]);
+        if !shares.is_empty() {
+            let parts: Vec<String> = shares
+                .iter()
+                .map(|&(stage, pct, _)| format!("{} {}", STAGES[stage], percent(pct)))
+                .collect();
+            root.summary += &format!(
+                " The demand it adds slowed {} of slow logins ({}).",
+                percent(root.slow_pct),
+                parts.join(", ")
+            );
         }
         root
     }

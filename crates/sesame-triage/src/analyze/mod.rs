@@ -207,6 +207,55 @@ mod tests {
     }
 
     #[test]
+    fn a_surge_that_saturates_the_cores_explains_its_slow_hashes_and_waits_first() {
+        // Ten minutes at one login a second, then ten at four a second, on
+        // cores the surge saturates: its slow logins wait in the queue, hash
+        // slowly and wait for a core outside the timed stages, none of them
+        // in a group of its own.
+        let mut scan = Scan::new(Settings {
+            threshold_ms: 250.0,
+            ..Settings::default()
+        });
+        scan.start_file("surge.log");
+        let mut ms = 1_795_687_200_000;
+        let mut line = |ms: i64, region: &str, queue: f64, hash: f64, other: f64| {
+            let ts = iso(ms);
+            let total = queue + hash + 2.0 + 0.5 + other;
+            scan.line(format!(
+                r#"{{"ts":"{ts}","outcome":"ok","region":"{region}","db_role":"replica","total_ms":{total},"queue_ms":{queue},"hash_ms":{hash},"db_ms":2.0,"session_ms":0.5}}"#
+            ).as_bytes());
+        };
+        for i in 0..600 {
+            line(ms, ["eu", "us", "ap"][i % 3], 0.0, 25.0, 1.0);
+            ms += 1000;
+        }
+        for i in 0..2400 {
+            let region = ["eu", "us", "ap"][i % 3];
+            match i % 10 {
+                0..3 => line(ms, region, 1.0, 400.0, 1.0),
+                3..5 => line(ms, region, 1.0, 30.0, 350.0),
+                5 => line(ms, region, 300.0, 40.0, 1.0),
+                _ => line(ms, region, 5.0, 60.0, 5.0),
+            }
+            ms += 250;
+        }
+        let r = analyze(&scan, &options());
+        let first = &r.causes[0];
+        assert_eq!(
+            (first.kind, first.stage),
+            ("surge", Some("hash")),
+            "{:#?}",
+            r.causes
+        );
+        assert!((first.slow_pct - 100.0).abs() < 0.5, "{first:?}");
+        assert!(
+            first.summary.contains("queue 17%, hash 50%, other 33%"),
+            "{}",
+            first.summary
+        );
+    }
+
+    #[test]
     fn each_stage_that_slowed_a_material_share_is_a_cause_ranked_by_it() {
         let normal = [1.0, 25.0, 2.0, 0.5];
         let mut logins = Vec::new();

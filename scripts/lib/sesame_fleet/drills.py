@@ -1,0 +1,526 @@
+"""Incident drills on a fleet that is up (the book's "Fleet" chapter): each
+reproduces one incident under a replayed day of traffic, then does what
+the runbook (docs/src/operators/detect.md and fix.md) tells an operator to
+do, with the shipped tools only, and measures it:
+
+  time to detect    injection -> the shipped burn-rate alert fires in the
+                    fleet's Alertmanager (rules compressed by FACTOR)
+  time to diagnose  does `sesame triage` over every instance's event log
+                    name the injected cause first, and how long it ran
+  time to mitigate  detection -> the SLO holds again (the compressed short
+                    windows back under the page thresholds)
+  users hurt        logins that failed (5xx) or took longer than the budget
+                    while the incident lasted, by user group
+
+Each drill has stated limits and fails when one is missed. Drills so far:
+`surge` and `bad-deploy`. (replica-lag, stuffing and primary-crash are not
+built yet.)"""
+
+import datetime
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+from . import client, fleet, parts, rules
+from .parts import FleetError
+from .proofs import PASSWORD, USERS, Fleet
+from .state import State
+
+# A drill compresses an hour of the shipped rules' windows into a minute:
+# the fast-burn page's 1h and 5m windows become 1m and 5s, its `for: 2m`
+# becomes 2s. One factor for every window, from the shipped files.
+FACTOR = 60
+PAGES = ("SesameLoginErrorsFastBurn", "SesameLoginLatencyFastBurn")
+# The thresholds of the fast-burn pages on their short windows: under both,
+# the SLO holds again. A drill starts only when the long windows are under
+# them too, so that no earlier burn speeds its detection up.
+SHORT_WINDOWS = {
+    "job:sesame_login_errors:ratio_rate5m": 14.4 * 0.001,
+    "job:sesame_login_slow:ratio_rate5m": 14.4 * 0.01,
+}
+LONG_WINDOWS = {
+    "job:sesame_login_errors:ratio_rate1h": 14.4 * 0.001,
+    "job:sesame_login_slow:ratio_rate1h": 14.4 * 0.01,
+}
+BUDGET_MS = 250.0
+DRILLS = ("surge", "bad-deploy")
+
+
+class DrillFailed(Exception):
+    pass
+
+
+def log_to_stderr(message):
+    import sys
+
+    print(f"drill: {message}", file=sys.stderr, flush=True)
+
+
+def iso(epoch):
+    return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def epoch_of(ts):
+    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+class Drill:
+    """One drill's clock, its marks and its figures."""
+
+    def __init__(self, directory, name, log):
+        state = State.load(directory)
+        if state is None:
+            raise FleetError(f"no fleet in {os.path.abspath(directory)}; `scripts/fleet up` first")
+        self.name = name
+        self.f = Fleet(directory, fleet.describe(state))
+        self.log = log
+        self.marks = {}
+        self.figures = {}
+        self.limits = []
+
+    # --- the compressed rules ---------------------------------------------
+
+    def compress_rules(self):
+        """Reloads the fleet's Prometheus with the shipped rules compressed
+        by FACTOR, generated now from deploy/prometheus/rules."""
+        out = os.path.join(self.f.dir, "drill-rules")
+        self._load_rules(rules.write_compressed(parts.shipped_rules(), out, FACTOR))
+        fast = [r for r in self._rules() if r.get("name") == PAGES[0]]
+        if not fast or fast[0].get("duration") != 120 / FACTOR:
+            raise DrillFailed(f"Prometheus did not take the compressed rules: {fast}")
+
+    def restore_rules(self):
+        self._load_rules(parts.shipped_rules())
+
+    def _load_rules(self, files):
+        state = State.load(self.f.dir)
+        parts.prometheus_config(state, files)
+        prometheus = self.f.d["prometheus"]
+        req = urllib.request.Request(f"{prometheus}/-/reload", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            if r.status != 200:
+                raise DrillFailed(f"prometheus reload answered {r.status}")
+
+    def _rules(self):
+        with urllib.request.urlopen(f"{self.f.d['prometheus']}/api/v1/rules", timeout=10) as r:
+            groups = json.load(r)["data"]["groups"]
+        return [rule for g in groups for rule in g["rules"]]
+
+    # --- the clock --------------------------------------------------------
+
+    def mark(self, label, at=None):
+        self.marks[label] = time.time() if at is None else at
+        origin = self.marks.get("injected", min(self.marks.values()))
+        self.log(f"{label} at {self.marks[label] - origin:+.1f} s")
+
+    def firing(self):
+        """The page alerts firing now, by name."""
+        url = f"{self.f.d['alertmanager']}/api/v2/alerts?active=true&silenced=false&inhibited=false"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            alerts = json.load(r)
+        return sorted({a["labels"].get("alertname") for a in alerts if a["labels"].get("alertname") in PAGES})
+
+    def wait_quiet(self, timeout=180):
+        """Waits until no page fires and the short windows are clean, so
+        that what the drill detects is its own incident."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.firing() and self.slo_holds(SHORT_WINDOWS | LONG_WINDOWS):
+                return
+            time.sleep(1)
+        raise DrillFailed(f"the fleet did not get quiet before the drill: {self.firing()}")
+
+    def wait_detected(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            names = self.firing()
+            if names:
+                self.mark("alert fired")
+                return names
+            time.sleep(0.5)
+        return []
+
+    def slo_holds(self, windows=SHORT_WINDOWS):
+        for record, threshold in windows.items():
+            for _, value in client.prom_query(self.f.d["prometheus"], record):
+                if value == value and value > threshold:  # NaN: no logins, nothing burns
+                    return False
+        return True
+
+    def wait_slo_holds(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.slo_holds():
+                self.mark("SLO holds again")
+                return True
+            time.sleep(0.5)
+        return False
+
+    # --- the tools an operator runs ---------------------------------------
+
+    def event_logs(self):
+        """Every instance's event log, those replaced by deploys too."""
+        logs = []
+        for name in sorted(os.listdir(self.f.dir)):
+            path = os.path.join(self.f.dir, name, "events.jsonl")
+            if name.startswith("sesame-") and os.path.exists(path):
+                logs.append(path)
+        return logs
+
+    def triage(self, since, until=None, extra=()):
+        """`sesame triage --json` over every instance's log, as the runbook's
+        first command; (report, seconds it took)."""
+        argv = [self.f.binary, "triage", *self.event_logs(), "--since", iso(since),
+                "--threshold-ms", str(int(BUDGET_MS)), "--json", *extra]
+        if until is not None:
+            argv += ["--until", iso(until)]
+        started = time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True)
+        took = time.monotonic() - started
+        if r.returncode != 0:
+            raise DrillFailed(f"sesame triage failed: {r.stderr.strip()[-1000:]}")
+        return json.loads(r.stdout), took
+
+    def diagnose(self, since, names_it, timeout):
+        """The runbook's first command, over every instance's log, at once
+        and then every 5 s, as an operator reruns it while the incident
+        grows, until its first cause is the injected one (`names_it`) or
+        `timeout` passes; marks "diagnosed" then. Its last report."""
+        deadline = time.monotonic() + timeout
+        runs = 0
+        while True:
+            report, took = self.triage(since)
+            runs += 1
+            first = report["causes"][0] if report["causes"] else None
+            self.figures["triage"] = {
+                "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"]} for c in report["causes"]],
+                "first": first["summary"] if first else None,
+                "runs": runs,
+                "seconds": round(took, 2),
+            }
+            if first is not None and names_it(first):
+                self.mark("diagnosed")
+                return report
+            if time.monotonic() + 5 > deadline:
+                return report
+            time.sleep(5)
+
+    def timeline_html(self, path, since, until):
+        """The story at a glance: triage's HTML timeline, per second, with
+        the drill's moments marked on it."""
+        marks = [arg for label, at in self.marks.items() if at > since for arg in ("--mark", f"{label}={iso(at)}")]
+        self.triage(since, until, ["--interval", "1s", "--html", path, *marks])
+
+    # --- what it cost ------------------------------------------------------
+
+    def users_hurt(self, since, until, group):
+        return users_hurt(self.event_logs(), since, until, group)
+
+    def in_instance_p99(self, since, until, outcome):
+        return p99_of(self.event_logs(), since, until, outcome)
+
+    def limit(self, name, value, passed, limit):
+        self.limits.append({"name": name, "value": value, "limit": limit, "passed": bool(passed)})
+        self.log(f"  {'ok' if passed else 'MISSED'}: {name}: {value} (limit: {limit})")
+
+    def report(self):
+        return {
+            "drill": self.name,
+            "rules_factor": FACTOR,
+            "marks": {label: iso(at) for label, at in sorted(self.marks.items(), key=lambda m: m[1])},
+            "figures": self.figures,
+            "limits": self.limits,
+            "passed": all(limit["passed"] for limit in self.limits),
+        }
+
+
+# --- what it cost -------------------------------------------------------------
+
+
+def login_events(paths, since, until):
+    """The login events of the event logs at `paths` between `since` and
+    `until` (epoch s); lines that are not events are skipped."""
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(e, dict) and "outcome" in e and "total_ms" in e and since <= epoch_of(e["ts"]) < until:
+                    yield e
+
+
+def users_hurt(paths, since, until, group):
+    """Logins that failed with a 5xx or took longer than the budget, by
+    `group(event)`, with each group's share hurt."""
+    groups = {}
+    for e in login_events(paths, since, until):
+        g = groups.setdefault(group(e), {"logins": 0, "failed": 0, "slow": 0})
+        g["logins"] += 1
+        if e["status"] >= 500:
+            g["failed"] += 1
+        elif e["total_ms"] > BUDGET_MS:
+            g["slow"] += 1
+    for g in groups.values():
+        g["hurt_share"] = round((g["failed"] + g["slow"]) / g["logins"], 3)
+    return dict(sorted(groups.items()))
+
+
+def p99_of(paths, since, until, kind):
+    """(p99 of `total_ms`, count) in the instances for one kind of answer:
+    what the service itself took, before the balancer and the shared cores.
+    Kinds: an outcome (`ok`, ...), or `shed` (refused at admission, before
+    the database: no `db_role`) and `expired` (admitted, then dropped in
+    the queue past its deadline), the two halves of `overloaded`."""
+
+    def of_kind(e):
+        if kind in ("shed", "expired"):
+            return e["outcome"] == "overloaded" and bool(e.get("db_role")) == (kind == "expired")
+        return e["outcome"] == kind
+
+    xs = sorted(e["total_ms"] for e in login_events(paths, since, until) if of_kind(e))
+    return (round(xs[min(len(xs) - 1, int(len(xs) * 0.99))], 2) if xs else None), len(xs)
+
+
+# --- the day's traffic --------------------------------------------------------
+
+
+def day_of_traffic(f, rate, seconds):
+    """A production-shaped day (regions, platforms, app versions, a few
+    percent wrong passwords) from triage's generator, compressed to
+    `seconds` at `rate` logins/s: what `sesame load --replay` drives."""
+    generator = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(parts.ROOT, "target")), "debug", "examples", "gen-eventlog")
+    subprocess.run(["cargo", "build", "-q", "-p", "sesame-triage", "--example", "gen-eventlog"], cwd=parts.ROOT, check=True)
+    day = os.path.join(f.dir, "day.jsonl")
+    subprocess.run(
+        [generator, "--out", day, "--incident", "none", "--rate", f"{rate:.1f}", "--seconds", str(seconds), "--seed", "15"],
+        check=True, capture_output=True,
+    )
+    return day
+
+
+def replay_args(day):
+    return ["--replay", day, "--speed", "1", "--users", str(USERS), "--password", PASSWORD,
+            "--connections", "256", "--timeout", "5s"]
+
+
+# --- surge --------------------------------------------------------------------
+
+
+def surge(d, short=True):
+    """Legitimate traffic rises to 3x the fleet's capacity for a minute, on
+    top of the day's traffic. Runbook: the page fires; triage names a
+    surge; the service sheds the excess fast (503 `overloaded`), so
+    admitted logins stay within the budget; `sesame plan --peak-logins`
+    says how many pods the surge needed. On one machine the fleet cannot
+    add cores, so the surge is ridden out by shedding; the SLO must hold
+    again soon after it ends."""
+    f = d.f
+    baseline_s, surge_s, after_s = 30, 60 if short else 120, 40
+    raw = f.capacity()
+    # What the fleet serves at most, measured as the proofs do (5 s past
+    # saturation): the surge is 3x that. Its sheds burn the compressed
+    # windows; the drill waits until even the long ones are clean.
+    capacity = f.saturation(raw, seconds=5)
+    background = 0.3 * capacity
+    offered = 3 * capacity
+    d.figures.update({"raw_hashes_per_s": raw, "capacity_logins_per_s": round(capacity, 1),
+                      "day_rate": round(background, 1), "surge_rate": round(offered, 1)})
+    day = day_of_traffic(f, background, 600)
+    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    d.mark("day traffic starts")
+    try:
+        d.wait_quiet()
+        time.sleep(baseline_s)
+        surge_load = client.start_load(
+            f.binary, f.lb,
+            ["--rate", f"{offered:.1f}", "--duration", f"{surge_s}s", "--arrival", "poisson", "--mix", "login=100",
+             "--users", str(USERS), "--password", PASSWORD, "--connections", "1024", "--timeout", "5s"],
+            os.path.join(f.dir, "drill-surge.json"),
+        )
+        d.mark("injected")
+        alerts = d.wait_detected(timeout=surge_s)
+        if alerts:
+            report = d.diagnose(d.marks["injected"] - baseline_s, lambda c: c["kind"] == "surge", timeout=30)
+            # The runbook's capacity answer, at the rate triage measured.
+            peak = max((row["rate_per_s"] for row in report["timeline"]), default=0.0)
+            hash_ms = 1000.0 * (os.cpu_count() or 1) / raw  # one hash on one core
+            plan = subprocess.run([f.binary, "plan", "--peak-logins", f"{peak:.0f}", "--pod-cpus", "2",
+                                   "--hash-ms", f"{hash_ms:.1f}", "--json"], capture_output=True, text=True)
+            if plan.returncode == 0:
+                answer = json.loads(plan.stdout)
+                d.figures["plan"] = {"peak_logins": answer["inputs"]["peak_logins"], "hash_ms": answer["inputs"]["hash_ms"],
+                                     "pods_at_peak": answer["hpa"]["max_replicas"], "why": answer["steps"]}
+            else:
+                d.figures["plan"] = {"error": plan.stderr.strip()}
+        surge_load.communicate(timeout=surge_s + 120)
+        d.mark("surge ends")
+        holds = d.wait_slo_holds(timeout=after_s)
+    finally:
+        day_load.terminate()
+        day_load.wait(timeout=30)
+    injected, ended = d.marks["injected"], d.marks["surge ends"]
+    recovered = d.marks.get("SLO holds again", ended + after_s)
+    shed_p99, shed = d.in_instance_p99(injected, ended, "shed")
+    expired_p99, expired = d.in_instance_p99(injected, ended, "expired")
+    admitted_p99, admitted = d.in_instance_p99(injected, ended, "ok")
+    d.figures.update({
+        "alerts": alerts,
+        "time_to_detect_s": round(d.marks["alert fired"] - injected, 1) if alerts else None,
+        "time_to_diagnose_s": round(d.marks["diagnosed"] - d.marks["alert fired"], 1) if "diagnosed" in d.marks else None,
+        "time_to_mitigate_s": round(recovered - d.marks["alert fired"], 1) if alerts and holds else None,
+        "slo_holds_after_surge_s": round(recovered - ended, 1) if holds else None,
+        "in_the_instances": {"shed": {"count": shed, "p99_ms": shed_p99}, "expired": {"count": expired, "p99_ms": expired_p99},
+                             "admitted": {"count": admitted, "p99_ms": admitted_p99}},
+        "users_hurt": d.users_hurt(injected, recovered, lambda e: "surge" if e["ip"].startswith("198.18.") else f"day {e.get('region', '?')}"),
+    })
+    d.limit("a page fired within 30 s of the injection", d.figures["time_to_detect_s"], alerts and d.figures["time_to_detect_s"] <= 30, "<= 30 s")
+    diagnosed = d.marks.get("diagnosed")
+    first = [c["kind"] for c in d.figures.get("triage", {}).get("causes", [])][:1]
+    d.limit("triage names the surge first within 30 s of the page", first,
+            diagnosed is not None and first == ["surge"], "['surge']")
+    d.limit("triage runs within 10 s", d.figures.get("triage", {}).get("seconds"), d.figures.get("triage", {}).get("seconds", 99) <= 10, "<= 10 s")
+    pods = d.figures.get("plan", {}).get("pods_at_peak")
+    d.limit("sesame plan says how many pods the surge needed", pods, isinstance(pods, int) and pods >= len(f.instances), f">= {len(f.instances)} pods")
+    d.limit("shed answers (refused at admission) fast in the instances", shed_p99, shed > 0 and shed_p99 <= 10, "p99 <= 10 ms, some shed")
+    # Two budgets on shared cores, as the overload proof allows there.
+    d.limit("admitted logins within the budget in the instances", admitted_p99, admitted > 0 and admitted_p99 <= 2 * BUDGET_MS, f"p99 <= {2 * BUDGET_MS:.0f} ms")
+    d.limit("the SLO holds again within 30 s of the surge's end", d.figures["slo_holds_after_surge_s"], holds and recovered - ended <= 30, "<= 30 s")
+
+
+# --- bad-deploy ---------------------------------------------------------------
+
+
+def bad_deploy(d, short=True):
+    """One instance goes out as a canary with flags that make logins slow:
+    Argon2's memory doubled. Runbook (the book's "Roll out and roll back"):
+    `sesame canary` judges the canary against the stable instances from
+    Prometheus, as the rollout's analysis does; a failed canary is rolled
+    back (`kubectl argo rollouts abort` in Kubernetes; here, the canary
+    replaced by a stable instance). Triage names the hash stage on the
+    canary; the rollback restores the fleet's latency."""
+    f = d.f
+    baseline_s, judge_timeout_s = 30, 120 if short else 240
+    raw = f.capacity()
+    background = 0.3 * raw
+    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
+    day = day_of_traffic(f, background, baseline_s + judge_timeout_s + 120)
+    d.wait_quiet()
+    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    d.mark("day traffic starts")
+    quiet = lambda m: None  # noqa: E731
+    try:
+        time.sleep(baseline_s)
+        baseline_p50 = fleet_p50(d)
+        state = State.load(f.dir)
+        victim = state.of_kind("sesame")[-1]
+        m_cost = int(victim.env.get("SESAME_HASH_M_COST", "19456"))
+        bad_flags = list(state.args) + ["--hash-m-cost", str(2 * m_cost)]
+        d.mark("injected")
+        deployed = fleet.deploy(f.dir, state.binary, bad_flags, log=quiet, only=[victim.name], track="canary")
+        canary = deployed["replaced"][0]["new"]
+        d.mark("canary serving")
+        verdict = judge_until_failed(d, judge_timeout_s)
+        if verdict is not None:
+            d.diagnose(d.marks["injected"] - baseline_s, lambda c: on_the_canary(c, canary), timeout=30)
+        # The documented action: roll the canary back to the stable flags.
+        fleet.deploy(f.dir, state.binary, None, log=quiet, only=[canary], track="stable")
+        d.mark("rolled back")
+        restored = wait_until(lambda: fleet_p50(d) <= 1.25 * baseline_p50, timeout=60)
+        if restored:
+            d.mark("latency restored")
+    finally:
+        day_load.terminate()
+        day_load.wait(timeout=30)
+    injected = d.marks["injected"]
+    end = d.marks.get("latency restored", time.time())
+    detected = d.marks.get("canary failed")
+    after = State.load(f.dir)
+    d.figures.update({
+        "canary": canary,
+        "bad_flags": f"--hash-m-cost {2 * m_cost} (stable: {m_cost})",
+        "baseline_p50_ms": round(1000 * baseline_p50, 1),
+        "canary_verdict": verdict,
+        "time_to_detect_s": round(detected - d.marks["canary serving"], 1) if detected else None,
+        "time_to_diagnose_s": round(d.marks["diagnosed"] - detected, 1) if "diagnosed" in d.marks else None,
+        "time_to_mitigate_s": round(end - detected, 1) if detected and restored else None,
+        "after_rollback": {p.name: p.extra.get("track") for p in after.of_kind("sesame")},
+        "users_hurt": d.users_hurt(injected, end, lambda e: "canary" if e["instance"] == canary else "stable"),
+    })
+    d.limit("sesame canary fails the canary within 90 s of it serving", d.figures["time_to_detect_s"],
+            detected is not None and d.figures["time_to_detect_s"] <= 90, "<= 90 s")
+    first = (d.figures.get("triage", {}).get("causes") or [{}])[0]
+    d.limit("triage names the hash stage on the canary first within 30 s", first,
+            "diagnosed" in d.marks and on_the_canary(first, canary), f"stage hash, group instance={canary}")
+    d.limit("the rollback restores the fleet's latency within 60 s", d.figures["time_to_mitigate_s"], restored,
+            f"p50 <= 1.25 x {d.figures['baseline_p50_ms']} ms")
+    d.limit("every instance is stable after the rollback", d.figures["after_rollback"],
+            set(d.figures["after_rollback"].values()) == {"stable"}, "all stable")
+    failed = sum(g["failed"] for g in d.figures["users_hurt"].values())
+    d.limit("no login failed through the canary and its rollback", failed, failed == 0, "0 failed")
+
+
+def on_the_canary(cause, canary):
+    return cause.get("stage") == "hash" and f"instance={canary}" in cause.get("group", [])
+
+
+def fleet_p50(d):
+    """The fleet's login p50 now, in seconds, from the shipped recording
+    rule (its 5m window compressed to 5 s)."""
+    values = [v for _, v in client.prom_query(d.f.d["prometheus"], "job:sesame_login_duration_seconds:p50_rate5m") if v == v]
+    return max(values) if values else float("inf")
+
+
+def judge_until_failed(d, timeout):
+    """`sesame canary` against Prometheus every 5 s until it fails the
+    canary (exit 1), as the rollout's analysis runs it; its verdict."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = subprocess.run(
+            [d.f.binary, "canary", "--prometheus", d.f.d["prometheus"], "--baseline", 'track="stable"',
+             "--canary", 'track="canary"', "--window", "40s", "--step", "4s", "--json"],
+            capture_output=True, text=True,
+        )
+        if r.returncode == 1:
+            d.mark("canary failed")
+            verdict = json.loads(r.stdout)
+            return {k: verdict[k] for k in ("verdict", "score") if k in verdict}
+        time.sleep(5)
+    return None
+
+
+def wait_until(condition, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(1)
+    return False
+
+
+RUN = {"surge": surge, "bad-deploy": bad_deploy}
+
+
+def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_stderr):
+    if name not in RUN:
+        raise FleetError(f"no drill {name!r}; drills: {', '.join(DRILLS)}")
+    d = Drill(directory, name, log)
+    log(f"{name}: rules compressed {FACTOR}x (1h -> 1m, 5m -> 5s, for: 2m -> 2s)")
+    d.f.seed()
+    d.compress_rules()
+    try:
+        RUN[name](d, short)
+    finally:
+        d.restore_rules()
+    result = d.report()
+    if html_path:
+        start = d.marks.get("day traffic starts", min(d.marks.values()))
+        d.timeline_html(html_path, start, max(d.marks.values()) + 5)
+        result["html"] = html_path
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(result, out, indent=1)
+    return result
