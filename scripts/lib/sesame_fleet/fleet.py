@@ -178,7 +178,7 @@ def status(directory):
     return describe(state, health=True)
 
 
-def deploy(directory, binary, args=None, log=print, only=None, track=None):
+def deploy(directory, binary, args=None, log=print, only=None, track=None, cpus=None):
     """A rolling update, as the manifests' strategy would run it on
     Kubernetes (maxSurge 25%, maxUnavailable 0: capacity never drops). For
     each old instance: start its replacement (a new name, namespace and
@@ -190,7 +190,8 @@ def deploy(directory, binary, args=None, log=print, only=None, track=None):
     default: all. `args` become the fleet's flags when every instance is
     replaced, and only the replacements' otherwise. `track` labels the
     replacements' metrics (`canary`, `stable`); default: the replaced
-    instance's."""
+    instance's. `cpus`: the replacements' CPU limit; default: the
+    manifests'."""
     spec = manifest.load(parts.ROOT)
     with State.locked(directory) as state:
         if state is None:
@@ -215,7 +216,8 @@ def deploy(directory, binary, args=None, log=print, only=None, track=None):
             workers = old.extra["hash_workers"]
             name, host = next_instance(state)
             new = parts.launch_sesame(
-                state, name, host, binary, args, spec, workers, track=track or old.extra.get("track", "stable")
+                state, name, host, binary, args, spec, workers,
+                track=track or old.extra.get("track", "stable"), cpus=cpus,
             )
         parts.wait_ready(new)
         parts.haproxy_add(state, new, spec)
@@ -290,7 +292,7 @@ def supervise(directory, log=print):
                 now = time.monotonic()
                 if now < not_before:
                     continue
-                parts.spawn(state, part, cgroup=net.cpu_group(state, part.name, spec.cpus))
+                parts.spawn(state, part, cgroup=net.cpu_group(state, part.name, part.extra.get("cpus", spec.cpus)))
                 part.extra["restarts"] = part.extra.get("restarts", 0) + 1
                 delay = min(CRASH_LOOP_BACKOFF_MAX, 2.0**streak) if streak else 0.0
                 backoff[part.name] = (streak + 1, now + delay)

@@ -281,9 +281,10 @@ def hash_workers(spec, instances):
     return max(1, min(spec.hash_workers, cores // instances))
 
 
-def launch_sesame(state, name, host, binary, args, spec, workers, track="stable"):
+def launch_sesame(state, name, host, binary, args, spec, workers, track="stable", cpus=None):
     """Starts instance `name` in a namespace of its own (made now unless it
-    has one) and records it; does not wait for it."""
+    has one) and records it; does not wait for it. `cpus`: its CPU limit,
+    when not the manifests' (a deploy that changed the pod's resources)."""
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
     old = state.parts.get(name)
@@ -302,11 +303,12 @@ def launch_sesame(state, name, host, binary, args, spec, workers, track="stable"
             "event_log": os.path.join(data, "events.jsonl"),
             "hash_workers": workers,
             "track": track,
+            "cpus": cpus or spec.cpus,
         },
     )
     part.env["SESAME_LOG_FORMAT"] = "json"
     part.argv = sesame_argv(state, part, binary, args)
-    spawn(state, part, cgroup=net.cpu_group(state, name, spec.cpus))
+    spawn(state, part, cgroup=net.cpu_group(state, name, part.extra["cpus"]))
     write_targets(state)
     return part
 
