@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
             min_support: 0.1,
             min_risk_ratio: 2.0,
             deployment: "sesame".into(),
+            marks: Vec::new(),
         },
     );
     // The shared schema: whatever parses as an event survives a round trip.
