@@ -21,10 +21,12 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import time
 import urllib.request
 
-from . import client, fleet, parts, rules
+from . import client, events, fleet, parts, rules
+from .events import BUDGET_MS
 from .parts import FleetError
 from .proofs import PASSWORD, USERS, Fleet
 from .state import State
@@ -45,7 +47,6 @@ LONG_WINDOWS = {
     "job:sesame_login_errors:ratio_rate1h": 14.4 * 0.001,
     "job:sesame_login_slow:ratio_rate1h": 14.4 * 0.01,
 }
-BUDGET_MS = 250.0
 DRILLS = ("surge", "bad-deploy")
 
 
@@ -54,17 +55,11 @@ class DrillFailed(Exception):
 
 
 def log_to_stderr(message):
-    import sys
-
     print(f"drill: {message}", file=sys.stderr, flush=True)
 
 
 def iso(epoch):
     return datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def epoch_of(ts):
-    return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
 class Drill:
@@ -151,29 +146,17 @@ class Drill:
         return True
 
     def wait_slo_holds(self, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.slo_holds():
-                self.mark("SLO holds again")
-                return True
-            time.sleep(0.5)
-        return False
+        holds = wait_until(self.slo_holds, timeout)
+        if holds:
+            self.mark("SLO holds again")
+        return holds
 
     # --- the tools an operator runs ---------------------------------------
-
-    def event_logs(self):
-        """Every instance's event log, those replaced by deploys too."""
-        logs = []
-        for name in sorted(os.listdir(self.f.dir)):
-            path = os.path.join(self.f.dir, name, "events.jsonl")
-            if name.startswith("sesame-") and os.path.exists(path):
-                logs.append(path)
-        return logs
 
     def triage(self, since, until=None, extra=(), threshold_ms=BUDGET_MS):
         """`sesame triage --json` over every instance's log, as the runbook's
         first command; (report, CPU seconds it took)."""
-        argv = [self.f.binary, "triage", *self.event_logs(), "--since", iso(since),
+        argv = [self.f.binary, "triage", *events.logs(self.f.dir), "--since", iso(since),
                 "--threshold-ms", f"{threshold_ms:.0f}", "--json", *extra]
         if until is not None:
             argv += ["--until", iso(until)]
@@ -219,14 +202,6 @@ class Drill:
         marks = [arg for label, at in self.marks.items() if at > since for arg in ("--mark", f"{label}={iso(at)}")]
         self.triage(since, until, ["--interval", "1s", "--html", path, *marks])
 
-    # --- what it cost ------------------------------------------------------
-
-    def users_hurt(self, since, until, group):
-        return users_hurt(self.event_logs(), since, until, group)
-
-    def in_instance_p99(self, since, until, outcome):
-        return p99_of(self.event_logs(), since, until, outcome)
-
     def limit(self, name, value, passed, limit):
         self.limits.append({"name": name, "value": value, "limit": limit, "passed": bool(passed)})
         self.log(f"  {'ok' if passed else 'MISSED'}: {name}: {value} (limit: {limit})")
@@ -240,55 +215,6 @@ class Drill:
             "limits": self.limits,
             "passed": all(limit["passed"] for limit in self.limits),
         }
-
-
-# --- what it cost -------------------------------------------------------------
-
-
-def login_events(paths, since, until):
-    """The login events of the event logs at `paths` between `since` and
-    `until` (epoch s); lines that are not events are skipped."""
-    for path in paths:
-        with open(path) as f:
-            for line in f:
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(e, dict) and "outcome" in e and "total_ms" in e and since <= epoch_of(e["ts"]) < until:
-                    yield e
-
-
-def users_hurt(paths, since, until, group):
-    """Logins that failed with a 5xx or took longer than the budget, by
-    `group(event)`, with each group's share hurt."""
-    groups = {}
-    for e in login_events(paths, since, until):
-        g = groups.setdefault(group(e), {"logins": 0, "failed": 0, "slow": 0})
-        g["logins"] += 1
-        if e["status"] >= 500:
-            g["failed"] += 1
-        elif e["total_ms"] > BUDGET_MS:
-            g["slow"] += 1
-    for g in groups.values():
-        g["hurt_share"] = round((g["failed"] + g["slow"]) / g["logins"], 3)
-    return dict(sorted(groups.items()))
-
-
-def p99_of(paths, since, until, kind):
-    """(p99 of `total_ms`, count) in the instances for one kind of answer:
-    what the service itself took, before the balancer and the shared cores.
-    Kinds: an outcome (`ok`, ...), or `shed` (refused at admission, before
-    the database: no `db_role`) and `expired` (admitted, then dropped in
-    the queue past its deadline), the two halves of `overloaded`."""
-
-    def of_kind(e):
-        if kind in ("shed", "expired"):
-            return e["outcome"] == "overloaded" and bool(e.get("db_role")) == (kind == "expired")
-        return e["outcome"] == kind
-
-    xs = sorted(e["total_ms"] for e in login_events(paths, since, until) if of_kind(e))
-    return (round(xs[min(len(xs) - 1, int(len(xs) * 0.99))], 2) if xs else None), len(xs)
 
 
 # --- the day's traffic --------------------------------------------------------
@@ -370,18 +296,17 @@ def surge(d, short=True):
         day_load.wait(timeout=30)
     injected, ended = d.marks["injected"], d.marks["surge ends"]
     recovered = d.marks.get("SLO holds again", ended + after_s)
-    shed_p99, shed = d.in_instance_p99(injected, ended, "shed")
-    expired_p99, expired = d.in_instance_p99(injected, ended, "expired")
-    admitted_p99, admitted = d.in_instance_p99(injected, ended, "ok")
+    inside = events.by_answer(events.logs(f.dir), injected, ended)
+    shed_p99, shed = inside["shed"]["p99_ms"], inside["shed"]["count"]
+    admitted_p99, admitted = inside["admitted"]["p99_ms"], inside["admitted"]["count"]
     d.figures.update({
         "alerts": alerts,
         "time_to_detect_s": round(d.marks["alert fired"] - injected, 1) if alerts else None,
         "time_to_diagnose_s": round(d.marks["diagnosed"] - d.marks["alert fired"], 1) if "diagnosed" in d.marks else None,
         "time_to_mitigate_s": round(recovered - d.marks["alert fired"], 1) if alerts and holds else None,
         "slo_holds_after_surge_s": round(recovered - ended, 1) if holds else None,
-        "in_the_instances": {"shed": {"count": shed, "p99_ms": shed_p99}, "expired": {"count": expired, "p99_ms": expired_p99},
-                             "admitted": {"count": admitted, "p99_ms": admitted_p99}},
-        "users_hurt": d.users_hurt(injected, recovered, lambda e: "surge" if e["ip"].startswith("198.18.") else f"day {e.get('region', '?')}"),
+        "in_the_instances": inside,
+        "users_hurt": events.users_hurt(events.logs(f.dir), injected, recovered, lambda e: "surge" if e["ip"].startswith("198.18.") else f"day {e.get('region', '?')}"),
     })
     d.limit("a page fired within 30 s of the injection", d.figures["time_to_detect_s"], alerts and d.figures["time_to_detect_s"] <= 30, "<= 30 s")
     diagnosed = d.marks.get("diagnosed")
@@ -476,7 +401,7 @@ def bad_deploy(d, short=True):
         "time_to_roll_back_s": round(d.marks["rolled back"] - detected, 1) if detected else None,
         "time_to_mitigate_s": round(end - detected, 1) if detected and restored else None,
         "after_rollback": {p.name: p.extra.get("track") for p in after.of_kind("sesame")},
-        "users_hurt": d.users_hurt(injected, end, lambda e: "canary" if e["instance"] == canary else "stable"),
+        "users_hurt": events.users_hurt(events.logs(f.dir), injected, end, lambda e: "canary" if e["instance"] == canary else "stable"),
     })
     d.limit("sesame canary fails the canary within 90 s of it serving", d.figures["time_to_detect_s"],
             detected is not None and d.figures["time_to_detect_s"] <= 90, "<= 90 s")
@@ -531,12 +456,13 @@ def judge_until_failed(d, timeout):
 
 
 def wait_until(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(1)
-    return False
+    """Whether `condition` came true within `timeout`: `parts.wait_for`,
+    with the timeout an answer rather than an error."""
+    try:
+        parts.wait_for("", condition, timeout=timeout, interval=0.5)
+        return True
+    except FleetError:
+        return False
 
 
 RUN = {"surge": surge, "bad-deploy": bad_deploy}

@@ -13,13 +13,12 @@ Each proof returns its figures and raises ProofFailed with them when a
 promise does not hold. `short` sizes them for CI."""
 
 import concurrent.futures
-import json
 import os
 import subprocess
 import threading
 import time
 
-from . import client, fleet, parts
+from . import client, events, fleet, parts
 from .state import State, alive
 
 PASSWORD = "fleet-proof-pw-1"
@@ -324,34 +323,6 @@ def stuffing(f, seconds, addresses=3, threads=12):
 # --- 3. overload at the balancer -------------------------------------------
 
 
-def server_side(f, start, end):
-    """Latencies the instances recorded (total_ms of their events) for the
-    logins that arrived between `start` and `end` (epoch seconds), by kind:
-    `admitted` (answered 200), `shed` (refused at admission, before any
-    store or hash), `expired` (admitted, then dropped in the queue)."""
-    import glob
-    from datetime import datetime
-
-    kinds = {"admitted": [], "shed": [], "expired": []}
-    for path in glob.glob(os.path.join(f.dir, "sesame-*", "events.jsonl")):
-        with open(path) as log:
-            for line in log:
-                e = json.loads(line)
-                t = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).timestamp()
-                if not start <= t <= end:
-                    continue
-                if e["status"] == 200:
-                    kinds["admitted"].append(e["total_ms"])
-                elif e["outcome"] == "overloaded":
-                    kinds["shed" if not e["db_role"] else "expired"].append(e["total_ms"])
-
-    def p99(xs):
-        xs = sorted(xs)
-        return round(xs[min(len(xs) - 1, int(len(xs) * 0.99))], 2) if xs else None
-
-    return {k: {"count": len(v), "p99_ms": p99(v)} for k, v in kinds.items()}
-
-
 # Where the machine has the cores the pods ask for (and some for the load
 # generator and the balancer), the timing targets are asserted through the
 # balancer as the issue states them; on a smaller machine, where every part
@@ -361,17 +332,17 @@ def cores_for(instances, cpus_per_pod=2):
     return (os.cpu_count() or 1) >= instances * cpus_per_pod + 2
 
 
-def overload(f, capacity, short=True):
+def overload(f, raw, capacity_at_the_start, short=True):
     """3x capacity through the balancer: goodput >= 90% of capacity,
     admitted p99 within the budget, 503s fast, and no more requests reach
     the instances than were sent to the balancer."""
     seconds = 15 if short else 60
-    # Capacity again, just before: the figure from the start of the run is
-    # minutes old, and on shared cores it drifts with everything else the
-    # machine does (56.8 against 64.6 logins/s in two CI runs); the ratio
-    # must compare two measurements of the same machine state.
-    measured_first = capacity
-    capacity = f.saturation(f.raw) if getattr(f, "raw", None) else capacity
+    # Capacity again, just before (from the `raw` hash rate): the figure
+    # from the start of the run is minutes old, and on shared cores it drifts
+    # with everything else the machine does (56.8 against 64.6 logins/s in
+    # two CI runs); the ratio must compare two measurements of the same
+    # machine state.
+    capacity = f.saturation(raw)
     rate = 3 * capacity
     before = f.instance_requests()
     start = time.time()
@@ -385,7 +356,7 @@ def overload(f, capacity, short=True):
     goodput = ok["latency"]["count"] / elapsed
     figures = {
         "capacity": round(capacity, 1),
-        "capacity_at_the_start": round(measured_first, 1),
+        "capacity_at_the_start": round(capacity_at_the_start, 1),
         "offered": round(rate, 1),
         "sent": report["sent"]["requests"],
         "arrived_at_instances": int(arrived),
@@ -396,7 +367,7 @@ def overload(f, capacity, short=True):
         "shed_p99_ms": shed["latency"]["p99"],
         "other_errors": {k: v for k, v in errors(report).items() if k != "503"},
     }
-    inside = server_side(f, start, end)
+    inside = events.by_answer(events.logs(f.dir), start, end)
     figures["in_the_instances"] = inside
     full = cores_for(len(f.instances))
     figures["targets_through_the_balancer"] = "asserted" if full else f"reported (only {os.cpu_count()} cores)"

@@ -10,7 +10,7 @@ import os
 import tempfile
 import unittest
 
-from sesame_fleet import drills, fleet, manifest, parts, rules, state
+from sesame_fleet import drills, events, fleet, manifest, parts, rules, state
 
 DEPLOYMENT = """
 spec:
@@ -100,7 +100,7 @@ class DrillFiguresTest(unittest.TestCase):
                            "total_ms": total_ms, "region": region, "ip": "10.0.0.1"})
 
     def test_users_hurt_counts_failures_and_slow_logins_in_the_window_by_group(self):
-        t0 = drills.epoch_of("2026-11-30T10:00:00.000Z")
+        t0 = events.epoch_of("2026-11-30T10:00:00.000Z")
         paths = self.log([
             self.event(1, "ok", 200, 30.0),
             self.event(2, "ok", 200, 251.0),                 # slow
@@ -110,16 +110,18 @@ class DrillFiguresTest(unittest.TestCase):
             self.event(30, "overloaded", 503, 0.1),          # after the window
             "not json", '{"a": 1}', "",
         ])
-        hurt = drills.users_hurt(paths, t0, t0 + 10, lambda e: e["region"])
+        hurt = events.users_hurt(paths, t0, t0 + 10, lambda e: e["region"])
         self.assertEqual(hurt["eu-west"], {"logins": 4, "failed": 1, "slow": 1, "hurt_share": 0.5})
         self.assertEqual(hurt["us-east"]["hurt_share"], 0.0)
-        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "shed"), (0.2, 2))
-        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "expired"), (None, 0))
-        self.assertEqual(drills.p99_of(paths, t0, t0 + 60, "ok"), (251.0, 3))
+        answers = events.by_answer(paths, t0, t0 + 60)
+        self.assertEqual(answers["shed"], {"p99_ms": 0.2, "count": 2})
+        self.assertEqual(answers["expired"], {"p99_ms": None, "count": 0})
+        self.assertEqual(answers["admitted"], {"p99_ms": 251.0, "count": 3})
         expired = self.log([json.dumps({"ts": "2026-11-30T10:00:01.000Z", "outcome": "overloaded", "status": 503,
                                         "total_ms": 300.0, "db_role": "replica"})])
-        self.assertEqual(drills.p99_of(expired, t0, t0 + 60, "expired"), (300.0, 1))
-        self.assertEqual(drills.p99_of(expired, t0, t0 + 60, "shed"), (None, 0))
+        answers = events.by_answer(expired, t0, t0 + 60)
+        self.assertEqual(answers["expired"], {"p99_ms": 300.0, "count": 1})
+        self.assertEqual(answers["shed"], {"p99_ms": None, "count": 0})
 
     def test_a_missed_limit_fails_the_drill(self):
         d = drills.Drill.__new__(drills.Drill)

@@ -23,14 +23,16 @@ const ATTACK_FAILURE_RATIO: f64 = 0.3;
 const HEAVY_IP_SHARE: f64 = 0.05;
 const FEW_IPS: usize = 10;
 
-/// Index of the queue stage in [`STAGES`].
+/// Indexes in [`STAGES`].
 const QUEUE: usize = 0;
+const HASH: usize = 1;
+const OUTSIDE: usize = 4;
 /// The stages extra demand slows: the wait for a hash worker and, once it
 /// saturates the cores, the hash itself and the time outside the timed
 /// stages (the runtime waiting for a core). A surge drill on a fleet whose
 /// instances share their cores put most of its slow logins in the last
 /// two, and triage named those symptoms before the surge.
-const DEMAND_STAGES: [usize; 3] = [QUEUE, 1, 4];
+const DEMAND_STAGES: [usize; 3] = [QUEUE, HASH, OUTSIDE];
 
 #[derive(Debug, Serialize)]
 pub struct Cause {
@@ -482,5 +484,18 @@ impl Evidence<'_> {
                 None,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stage_indexes_name_their_stages() {
+        assert_eq!(
+            [STAGES[QUEUE], STAGES[HASH], STAGES[OUTSIDE]],
+            ["queue", "hash", "other"]
+        );
     }
 }
