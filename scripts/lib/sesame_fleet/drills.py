@@ -20,16 +20,18 @@ import datetime
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
-from . import client, events, fleet, parts, rules
+from . import client, events, fleet, net, parts, rules
 from .events import BUDGET_MS
 from .parts import FleetError
 from .proofs import PASSWORD, USERS, Fleet
-from .state import State
+from .state import State, signal_part
 
 # A drill compresses an hour of the shipped rules' windows into a minute:
 # the fast-burn page's 1h and 5m windows become 1m and 5s, its `for: 2m`
@@ -47,7 +49,7 @@ LONG_WINDOWS = {
     "job:sesame_login_errors:ratio_rate1h": 14.4 * 0.001,
     "job:sesame_login_slow:ratio_rate1h": 14.4 * 0.01,
 }
-DRILLS = ("surge", "bad-deploy")
+DRILLS = ("surge", "bad-deploy", "replica-lag", "primary-crash")
 
 
 class DrillFailed(Exception):
@@ -111,30 +113,38 @@ class Drill:
         origin = self.marks.get("injected", min(self.marks.values()))
         self.log(f"{label} at {self.marks[label] - origin:+.1f} s")
 
-    def firing(self):
-        """The page alerts firing now, by name."""
+    def firing(self, names=PAGES):
+        """The alerts of `names` firing now in Alertmanager, with their
+        labels: {alert name: [labels, ...]}."""
         url = f"{self.f.d['alertmanager']}/api/v2/alerts?active=true&silenced=false&inhibited=false"
         with urllib.request.urlopen(url, timeout=5) as r:
             alerts = json.load(r)
-        return sorted({a["labels"].get("alertname") for a in alerts if a["labels"].get("alertname") in PAGES})
+        found = {}
+        for a in alerts:
+            if a["labels"].get("alertname") in names:
+                found.setdefault(a["labels"]["alertname"], []).append(a["labels"])
+        return found
 
-    def wait_quiet(self, timeout=180):
-        """Waits until no page fires and the short windows are clean, so
-        that what the drill detects is its own incident."""
+    def wait_quiet(self, names=PAGES, timeout=180):
+        """Waits until none of the alerts `names` fires and the SLO windows
+        are clean, so that what the drill detects is its own incident."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.firing() and self.slo_holds(SHORT_WINDOWS | LONG_WINDOWS):
+            if not self.firing(names) and self.slo_holds(SHORT_WINDOWS | LONG_WINDOWS):
                 return
             time.sleep(1)
-        raise DrillFailed(f"the fleet did not get quiet before the drill: {self.firing()}")
+        raise DrillFailed(f"the fleet did not get quiet before the drill: {self.firing(names)}")
 
-    def wait_detected(self, timeout):
+    def wait_detected(self, timeout, names=PAGES):
+        """Waits until one of the alerts `names` fires; the names firing
+        then (sorted), or [] when none did within `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            names = self.firing()
-            if names:
+            found = self.firing(names)
+            if found:
                 self.mark("alert fired")
-                return names
+                self.figures["alert_labels"] = found
+                return sorted(found)
             time.sleep(0.5)
         return []
 
@@ -422,6 +432,284 @@ def bad_deploy(d, short=True):
             "<= 1% failed or slower than the budget")
 
 
+
+# --- primary-crash ------------------------------------------------------------
+
+
+PRIMARY_DOWN = ("SesamePrimaryDown",)
+
+
+class WriteProbe:
+    """A user writing through the balancer every `every` seconds,
+    registering and changing passwords in turn, each write recorded with
+    its start, its end, its status and its error code: what the users
+    whose writes fall in an outage see."""
+
+    def __init__(self, base, prefix, every=0.25):
+        self.base, self.prefix, self.every = base, prefix, every
+        self.records = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=30)
+
+    def _run(self):
+        accounts = []  # [name, password] of the registrations that took
+        n = 0
+        while not self.stopping.is_set():
+            start = time.time()
+            if n % 2 == 0 or not accounts:
+                op, name, password = "register", f"{self.prefix}{n}", f"drill-first-{n}-password"
+                status, body = client.request(self.base, "POST", "/v1/users", {"user": name, "password": password})
+                if status == 201:
+                    accounts.append([name, password])
+            else:
+                op = "change_password"
+                account = accounts[(n // 2) % len(accounts)]
+                new = f"drill-changed-{n}-password"
+                status, body = client.request(self.base, "PUT", f"/v1/users/{account[0]}/password",
+                                              {"old_password": account[1], "new_password": new})
+                if status == 204:
+                    account[1] = new
+            error = ((body or {}).get("error") or {}).get("code") if isinstance(body, dict) else None
+            self.records.append({"op": op, "start": start, "end": time.time(), "status": status, "error": error})
+            n += 1
+            self.stopping.wait(max(0.0, self.every - (time.time() - start)))
+
+    def between(self, since, until):
+        return [r for r in self.records if since <= r["start"] < until]
+
+    def first_success_after(self, since):
+        return next((r["end"] for r in self.records if r["start"] >= since and r["status"] in (201, 204)), None)
+
+
+def primary_crash(d, short=True):
+    """The primary database is killed (SIGKILL, no clean shutdown). Runbook:
+    `SesamePrimaryDown` pages (an instance missed the primary's heartbeat);
+    logins go on from the replicas, while registrations and password
+    changes answer 503 `unavailable` at once, with a Retry-After; the
+    primary is brought back (its pod restarted: here, the same data
+    directory started again after InnoDB's crash recovery) and writes
+    recover within a heartbeat. Promoting a replica instead is the
+    failover issue's fault `promote`, not this drill."""
+    f = d.f
+    baseline_s, outage_s, after_s = 20, 40 if short else 120, 60
+    raw = f.capacity()
+    background = 0.2 * raw
+    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
+    day = day_of_traffic(f, background, 600)
+    d.wait_quiet(PAGES + PRIMARY_DOWN)
+    probe = WriteProbe(f.lb, f"drill-pc{int(time.time())}-")
+    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    probe.start()
+    d.mark("day traffic starts")
+    alerts = []
+    try:
+        time.sleep(baseline_s)
+        state = State.load(f.dir)
+        primary = state.parts["primary"]
+        signal_part(primary, signal.SIGKILL)
+        d.mark("injected")
+        alerts = d.wait_detected(timeout=60, names=PRIMARY_DOWN + PAGES)
+        # Logins were not hurt: triage over them finds no cause to blame
+        # the outage on (the page, not the login log, names the primary).
+        if alerts:
+            report, took = d.triage(d.marks["injected"] - baseline_s)
+            d.figures["triage"] = {"causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"]} for c in report["causes"]],
+                                   "slow_logins": report.get("slow", {}).get("logins") if isinstance(report.get("slow"), dict) else None,
+                                   "cpu_seconds": round(took, 2)}
+        time.sleep(max(0.0, d.marks["injected"] + outage_s - time.time()))
+        # The fix: the primary's pod restarts on its volume.
+        parts.start_mariadb(State.load(f.dir), "primary", fleet.PRIMARY_HOST, server_id=1, fresh=False)
+        d.mark("primary back")
+        if wait_until(lambda: probe.first_success_after(d.marks["primary back"]) is not None, timeout=30):
+            d.mark("writes recover", probe.first_success_after(d.marks["primary back"]))
+        if wait_until(lambda: not d.firing(PRIMARY_DOWN), timeout=after_s):
+            d.mark("page resolved")
+        caught_up = wait_until(lambda: all(replicating(f.part(n)) for n in ("replica-1", "replica-2")), timeout=30)
+        if caught_up:
+            d.mark("replicas replicating")
+    finally:
+        probe.stop()
+        day_load.terminate()
+        day_load.wait(timeout=30)
+    injected, back = d.marks["injected"], d.marks["primary back"]
+    recovered = d.marks.get("writes recover")
+    outage_writes = probe.between(injected + 2, back)  # after two heartbeats: the primary is known down
+    clear = [w for w in outage_writes if w["status"] == 503 and w["error"] == "unavailable"]
+    slowest = max((w["end"] - w["start"] for w in outage_writes), default=None)
+    d.figures.update({
+        "alerts": alerts,
+        "time_to_detect_s": round(d.marks["alert fired"] - injected, 1) if alerts else None,
+        "outage_s": round(back - injected, 1),
+        "writes_in_outage": {"count": len(outage_writes), "503_unavailable": len(clear),
+                             "other": sorted({f"{w['op']} {w['status']} {w['error']}" for w in outage_writes if w not in clear}),
+                             "slowest_s": round(slowest, 3) if slowest is not None else None},
+        "time_to_recover_writes_s": round(recovered - back, 1) if recovered else None,
+        "time_to_mitigate_s": round(recovered - d.marks["alert fired"], 1) if recovered and alerts else None,
+        "users_hurt": events.users_hurt(events.logs(f.dir), injected, recovered or time.time(), lambda e: f"day {e.get('region', '?')}"),
+    })
+    d.limit("SesamePrimaryDown pages within 30 s of the crash", d.figures["time_to_detect_s"],
+            "SesamePrimaryDown" in alerts and d.figures["time_to_detect_s"] <= 30, "<= 30 s")
+    hurt = sum(g["failed"] + g["slow"] for g in d.figures["users_hurt"].values())
+    logins = sum(g["logins"] for g in d.figures["users_hurt"].values())
+    d.limit("logins go on from the replicas", f"{hurt} of {logins} failed or slow", logins > 0 and hurt <= 0.01 * logins,
+            "<= 1% failed or slower than the budget")
+    d.limit("every write in the outage answers 503 unavailable", d.figures["writes_in_outage"],
+            outage_writes and len(clear) == len(outage_writes), "all 503 `unavailable`")
+    d.limit("writes in the outage answer at once", slowest, slowest is not None and slowest <= 1.0, "<= 1 s each")
+    d.limit("writes recover within 15 s of the primary's return", d.figures["time_to_recover_writes_s"],
+            recovered is not None and recovered - back <= 15, "<= 15 s")
+    d.limit("the page resolves and the replicas replicate again", [m for m in ("page resolved", "replicas replicating") if m in d.marks],
+            "page resolved" in d.marks and "replicas replicating" in d.marks, "both")
+
+
+def replicating(replica):
+    """Whether a replica's both threads run and it has caught up."""
+    fields = parts.sql_row(replica, "SHOW SLAVE STATUS")
+    return fields.get("Slave_IO_Running") == "Yes" and fields.get("Slave_SQL_Running") == "Yes" \
+        and fields.get("Seconds_Behind_Master") == "0"
+
+
+# --- replica-lag --------------------------------------------------------------
+
+
+REPLICA_LAG = ("SesameReplicaLagHigh",)
+# The backup's CPU on the replica: its pod's limit, which the dump's reads
+# take, leaving the replica's own reads to wait for the next period.
+BACKUP_CPU = 0.05
+
+
+class Backup:
+    """A backup job on a replica, as `mariadb-dump --lock-all-tables` or a
+    locking `mariabackup` run there holds it: a global read lock (the SQL
+    thread stops applying: lag grows a second a second) while its reads
+    take the CPU the replica's pod has."""
+
+    def __init__(self, state, replica):
+        self.replica = replica
+        sock = os.path.join(replica.extra["dir"], "sock")
+        self.group = net.cpu_group(state, f"{replica.name}-cpu", BACKUP_CPU)
+        net.join_group(self.group, replica.pid)
+        state.save()
+        argv = ["mariadb", "-S", sock, "-uroot", "-N", "-B", "-e"]
+        self.sessions = [subprocess.Popen(argv + ["FLUSH TABLES WITH READ LOCK; SELECT SLEEP(3600);"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        self.sessions += [subprocess.Popen(argv + ["SELECT BENCHMARK(2000000000, SHA2('the dump', 512));"],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+
+    def end(self):
+        """The backup ends: its sessions go (and with them the lock and the
+        reads), and the replica gets its CPU back."""
+        for session in self.sessions:
+            session.kill()
+            session.wait(timeout=10)
+        # Killed clients leave their queries running until the server
+        # notices; kill them there.
+        for pid in parts.sql(self.replica, "SELECT id FROM information_schema.processlist WHERE info LIKE '%BENCHMARK%' OR info LIKE '%SLEEP(3600)%'").split():
+            try:
+                parts.sql(self.replica, f"KILL {pid}")
+            except FleetError:
+                pass
+        net.join_group(net.root_group(), self.replica.pid)
+
+
+def replica_lag(d, short=True):
+    """A backup on replica-1 holds a global read lock and its CPU: the
+    replica stops applying (its lag grows a second a second) and its reads
+    get slow. Runbook: users whose lookups land there must not see seconds
+    (each lookup's share of the login budget is bounded, then the next
+    server is tried); past `--max-replica-lag` (5 s) every instance stops
+    reading it by itself; `SesameReplicaLagHigh` names the replica; triage
+    names replica reads and the db stage. The fix: the backup is stopped
+    (in production, moved off the serving replicas), the replica catches
+    up and comes back into rotation."""
+    f = d.f
+    baseline_s, incident_s = 30, 45 if short else 120
+    raw = f.capacity()
+    background = 0.25 * raw
+    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
+    day = day_of_traffic(f, background, 600)
+    d.wait_quiet(PAGES + REPLICA_LAG)
+    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    d.mark("day traffic starts")
+    alerts, backup = [], None
+    victim = f.part("replica-1")
+    sesame_name = victim.address  # the `replica` label: host:port
+    try:
+        time.sleep(baseline_s)
+        baseline_p50 = fleet_p50(d)
+        d.figures["baseline_p50_ms"] = round(1000 * baseline_p50, 1)
+        backup = Backup(State.load(f.dir), victim)
+        d.mark("injected")
+        if wait_until(lambda: all(not usable(i, sesame_name) for i in f.instances), timeout=30):
+            d.mark("out of rotation")
+        alerts = d.wait_detected(timeout=60, names=REPLICA_LAG + PAGES)
+        if alerts:
+            d.diagnose(d.marks["injected"] - baseline_s, lambda c: c["kind"] == "replica_lag" and c.get("stage") == "db",
+                       timeout=30, threshold_ms=2000 * baseline_p50)
+        time.sleep(max(0.0, d.marks["injected"] + incident_s - time.time()))
+        backup.end()
+        backup = None
+        d.mark("backup ends")
+        if wait_until(lambda: all(usable(i, sesame_name) for i in f.instances), timeout=60):
+            d.mark("back in rotation")
+    finally:
+        if backup is not None:
+            backup.end()
+        day_load.terminate()
+        day_load.wait(timeout=30)
+    injected = d.marks["injected"]
+    end = d.marks.get("backup ends", time.time())
+    d.figures.update({
+        "replica": f"{victim.name} ({sesame_name})",
+        "alerts": alerts,
+        "alert_names_the_replica": any(l.get("replica") == sesame_name for l in d.figures.get("alert_labels", {}).get("SesameReplicaLagHigh", [])),
+        "time_to_detect_s": round(d.marks["alert fired"] - injected, 1) if alerts else None,
+        "time_to_diagnose_s": round(d.marks["diagnosed"] - d.marks["alert fired"], 1) if "diagnosed" in d.marks and alerts else None,
+        "time_out_of_rotation_s": round(d.marks["out of rotation"] - injected, 1) if "out of rotation" in d.marks else None,
+        "time_back_in_rotation_s": round(d.marks["back in rotation"] - end, 1) if "back in rotation" in d.marks else None,
+        "users_hurt": events.users_hurt(events.logs(f.dir), injected, end, lambda e: f"read {e.get('db_role') or 'none'}"),
+    })
+    d.limit("SesameReplicaLagHigh fires within 30 s, naming the replica", d.figures["time_to_detect_s"],
+            "SesameReplicaLagHigh" in alerts and d.figures["time_to_detect_s"] <= 30 and d.figures["alert_names_the_replica"], "<= 30 s")
+    d.limit("every instance stops reading the replica within 15 s", d.figures["time_out_of_rotation_s"],
+            "out of rotation" in d.marks and d.figures["time_out_of_rotation_s"] <= 15, "<= 15 s")
+    first = (d.figures.get("triage", {}).get("causes") or [{}])[0]
+    d.limit("triage names replica reads and the db stage first within 30 s", first, "diagnosed" in d.marks, "replica_lag, stage db")
+    slow = sum(g["slow"] + g["failed"] for g in d.figures["users_hurt"].values())
+    logins = sum(g["logins"] for g in d.figures["users_hurt"].values())
+    d.limit("no user sees seconds: logins over the budget in the incident", f"{slow} of {logins}",
+            logins > 0 and slow <= 0.01 * logins, "<= 1% failed or slower than the budget")
+    d.limit("the replica is back in rotation within 30 s of the backup's end", d.figures["time_back_in_rotation_s"],
+            "back in rotation" in d.marks and d.figures["time_back_in_rotation_s"] <= 30, "<= 30 s")
+
+
+def usable(instance, replica):
+    """Whether `instance` reads `replica` now (from its /metrics): up and
+    within the lag bound."""
+    status, body = parts.http_get(instance["metrics_url"])
+    if status != 200:
+        return False
+    up = lag = None
+    for line in body.decode().splitlines():
+        if f'replica="{replica}"' in line:
+            if line.startswith("sesame_replica_up{"):
+                up = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("sesame_replica_lag_seconds{"):
+                lag = float(line.rsplit(" ", 1)[1])
+    return up == 1 and lag is not None and lag <= MAX_REPLICA_LAG_S
+
+
+# sesame serve's --max-replica-lag default.
+MAX_REPLICA_LAG_S = 5.0
+
+
 def fleet_p50(d):
     """The fleet's login p50 now, in seconds, from the shipped recording
     rule (its 5m window compressed to 5 s)."""
@@ -465,7 +753,7 @@ def wait_until(condition, timeout):
         return False
 
 
-RUN = {"surge": surge, "bad-deploy": bad_deploy}
+RUN = {"surge": surge, "bad-deploy": bad_deploy, "replica-lag": replica_lag, "primary-crash": primary_crash}
 
 
 def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_stderr):

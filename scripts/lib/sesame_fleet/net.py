@@ -103,6 +103,15 @@ def cpu_group(state, name, cpus):
     return path
 
 
+def root_group():
+    """The CPU hierarchy's root: where a process leaves its limit."""
+    if os.path.exists(os.path.join(CPU_ROOT, "cpu.cfs_quota_us")):
+        return CPU_ROOT
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "/sys/fs/cgroup"
+    return None
+
+
 def join_group(path, pid):
     if path:
         with open(os.path.join(path, "cgroup.procs"), "w") as f:

@@ -116,11 +116,12 @@ def mariadb_template():
     return os.path.join(cache, "data")
 
 
-def sql(part, statement, timeout=5):
-    """Runs SQL on a MariaDB of the fleet through its socket; rows as text."""
+def sql(part, statement, timeout=5, names=False):
+    """Runs SQL on a MariaDB of the fleet through its socket; rows as text,
+    tab-separated (with a first line of column names if `names`)."""
     sock = os.path.join(part.extra["dir"], "sock")
     r = subprocess.run(
-        ["mariadb", "-S", sock, "-uroot", "-N", "-B", f"--connect-timeout={timeout}", "-e", statement],
+        ["mariadb", "-S", sock, "-uroot", *([] if names else ["-N"]), "-B", f"--connect-timeout={timeout}", "-e", statement],
         capture_output=True,
         text=True,
         timeout=timeout + 5,
@@ -128,6 +129,12 @@ def sql(part, statement, timeout=5):
     if r.returncode != 0:
         raise FleetError(f"{part.name}: {statement[:60]}: {r.stderr.strip()}")
     return r.stdout
+
+
+def sql_row(part, statement, timeout=5):
+    """The first row of a statement's answer, by column name ({} if none)."""
+    lines = sql(part, statement, timeout, names=True).splitlines()
+    return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
 
 
 def start_mariadb(state, name, host, server_id, fresh=True):
