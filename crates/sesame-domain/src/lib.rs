@@ -4,6 +4,7 @@
 //! HTTP or SQL.
 
 pub mod clock;
+pub mod denylist;
 pub mod event;
 pub mod hashing;
 pub mod login;
@@ -15,6 +16,7 @@ pub mod store;
 pub mod username;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use denylist::{DenyList, DenyListError, SharedDenyList};
 pub use hashing::{HashParams, PasswordHasher};
 pub use login::{AuthError, Issued, LoginOutcome, LoginService, LoginSettings, StageTimings};
 pub use password::{Password, PasswordError, PasswordPolicy};

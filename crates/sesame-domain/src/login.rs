@@ -3,6 +3,7 @@
 //! happens inside, stage by stage, is timed here.
 
 use crate::clock::Clock;
+use crate::denylist::SharedDenyList;
 use crate::event::Outcome;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
@@ -24,6 +25,9 @@ const HASH_SHARE_OF_BUDGET: f64 = 0.9;
 /// A login lookup slower than the budget divided by this (25 ms of 250) is
 /// a slow database, whatever else happened: a point read takes about 1 ms.
 const SLOW_LOOKUP_SHARE_OF_BUDGET: u32 = 10;
+
+/// What a blocked address is told to wait.
+const BLOCKED_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Why an account operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +169,7 @@ pub struct LoginService {
     clock: Arc<dyn Clock>,
     limiter: LoginLimiter,
     in_flight: Arc<InFlight>,
+    deny_list: SharedDenyList,
     settings: LoginSettings,
     /// Unknown users are verified against this so they cost one hash too.
     dummy_hash: Arc<str>,
@@ -195,6 +200,7 @@ impl LoginService {
             clock,
             limiter,
             in_flight: Arc::new(InFlight::new(settings.limits.max_in_flight_per_ip)),
+            deny_list: SharedDenyList::default(),
             settings,
             dummy_hash,
         })
@@ -204,6 +210,13 @@ impl LoginService {
     /// instead of in this process.
     pub fn with_limit_store(mut self, store: Arc<dyn LimitStore>) -> Self {
         self.limiter = LoginLimiter::new(store, self.clock.clone(), self.settings.limits.clone());
+        self
+    }
+
+    /// Refuses logins from the addresses of `list` (replaced by its owner
+    /// when the operator's file changes).
+    pub fn with_deny_list(mut self, list: SharedDenyList) -> Self {
+        self.deny_list = list;
         self
     }
 
@@ -241,7 +254,7 @@ impl LoginService {
     }
 
     /// A login's steps, cheapest refusal first: the in-process checks
-    /// (logins in flight from the address, then admission to the hash
+    /// (the block list, logins in flight from the address, then admission to the hash
     /// queue) before any network call, so that an overloaded service sheds
     /// in microseconds and asks neither the shared limits nor the database
     /// about logins it will refuse; then the shared limits, the lookup, the
@@ -255,6 +268,14 @@ impl LoginService {
         timings: &mut StageTimings,
         db_role: &mut Option<DbRole>,
     ) -> Result<Issued, AuthError> {
+        // A blocked address is answered as a rate-limited one: it learns
+        // nothing about being listed.
+        if self.deny_list.contains(ip) {
+            return Err(AuthError::RateLimited {
+                scope: LimitScope::DenyList,
+                retry_after: BLOCKED_RETRY_AFTER,
+            });
+        }
         let Some(_in_flight) = self.in_flight.enter(ip) else {
             return Err(AuthError::RateLimited {
                 scope: LimitScope::Ip,

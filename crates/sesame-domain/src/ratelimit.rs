@@ -105,6 +105,8 @@ pub fn gcra(tat: Option<i64>, rate: Rate, now_ms: i64, consume: bool) -> (Decisi
 pub enum LimitScope {
     Ip,
     User,
+    /// The operator's block list ([`crate::denylist`]).
+    DenyList,
 }
 
 impl LimitScope {
@@ -112,6 +114,7 @@ impl LimitScope {
         match self {
             LimitScope::Ip => "ip",
             LimitScope::User => "user",
+            LimitScope::DenyList => "deny_list",
         }
     }
 }

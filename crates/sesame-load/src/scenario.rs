@@ -178,11 +178,13 @@ pub fn user_clients(count: usize, seed: u64) -> Vec<ClientProfile> {
         .collect()
 }
 
-/// The attacker's addresses: a script, so no app version.
+/// The attacker's addresses: a script, so no app version. 254 to a /24,
+/// from 198.19.255.0/24 down, so that a wave of a few hundred addresses
+/// spans several networks.
 pub fn attacker_clients(count: usize) -> Vec<ClientProfile> {
     (0..count)
         .map(|i| ClientProfile {
-            ip: format!("198.19.255.{}", i % 254 + 1),
+            ip: format!("198.19.{}.{}", 255 - (i / 254) % 256, i % 254 + 1),
             region: REGIONS[i % REGIONS.len()].into(),
             platform: "web".into(),
             app_version: String::new(),
@@ -343,6 +345,16 @@ impl Source for Listed {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wave_of_hundreds_of_attackers_has_as_many_addresses() {
+        let clients = attacker_clients(600);
+        let distinct: std::collections::HashSet<&str> =
+            clients.iter().map(|c| c.ip.as_str()).collect();
+        assert_eq!(distinct.len(), 600);
+        assert_eq!(clients[0].ip, "198.19.255.1");
+        assert_eq!(clients[254].ip, "198.19.254.1");
+    }
+
     use super::*;
     use crate::schedule::{ArrivalProcess, RateProfile};
 

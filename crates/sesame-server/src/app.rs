@@ -6,7 +6,7 @@ use crate::eventlog::JsonLinesLog;
 use crate::metrics::{self, BoundedLabel, LoginLabels};
 use crate::router;
 use crate::state::{AppState, Shared};
-use sesame_domain::{Clock, HashPool, LoginService, PasswordHasher};
+use sesame_domain::{Clock, HashPool, LoginService, PasswordHasher, SharedDenyList};
 use sesame_storage::Stores;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 /// A built, not yet running, sesame service.
 pub struct App {
     state: AppState,
+    /// The block list's file and the list it fills, watched while serving.
+    deny_list: Option<(std::path::PathBuf, SharedDenyList)>,
     log_writers: Vec<JoinHandle<()>>,
     metrics_listener: Option<TcpListener>,
 }
@@ -44,6 +46,14 @@ impl App {
         if let Some(shared) = stores.limits {
             service = service.with_limit_store(shared);
         }
+        let deny_list = match &config.deny_list {
+            Some(path) => {
+                let list = SharedDenyList::new(crate::denylist::load(path)?);
+                service = service.with_deny_list(list.clone());
+                Some((path.clone(), list))
+            }
+            None => None,
+        };
         let mut log_writers = Vec::new();
         let mut open_log = |path: &Option<std::path::PathBuf>,
                             what: &str|
@@ -72,6 +82,7 @@ impl App {
         });
         Ok(Self {
             state,
+            deny_list,
             log_writers,
             metrics_listener: None,
         })
@@ -103,9 +114,12 @@ impl App {
         let router = self.router();
         let App {
             state,
+            deny_list,
             log_writers,
             metrics_listener,
         } = self;
+        let watcher =
+            deny_list.map(|(path, list)| tokio::spawn(crate::denylist::watch(path, list)));
         if let Some(listener) = metrics_listener {
             let metrics_only = router::metrics_router(state.clone());
             tokio::spawn(async move { axum::serve(listener, metrics_only).await });
@@ -134,6 +148,9 @@ impl App {
         tokio::select! {
             served = server => served?,
             () = deadline => tracing::warn!("grace period over; exiting with requests in flight"),
+        }
+        if let Some(watcher) = watcher {
+            watcher.abort();
         }
         drop(state);
         // Connections cut off by the grace period may still hold the state

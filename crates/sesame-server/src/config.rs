@@ -13,6 +13,9 @@ pub struct ServerConfig {
     /// Load balancers and the API tier: hops of `X-Forwarded-For` and the
     /// login's `ip` field are believed through them (`client_ip`).
     pub trusted_proxies: Vec<IpNet>,
+    /// The operator's block list: logins from its addresses are refused
+    /// before any other work; reread when the file changes.
+    pub deny_list: Option<PathBuf>,
     /// JSON lines, one per login attempt; `-` is standard output.
     pub event_log: Option<PathBuf>,
     /// JSON lines, one per login slower than `slow_login`: sesame's own slow log.
@@ -43,6 +46,7 @@ impl Default for ServerConfig {
             hash_workers: std::thread::available_parallelism().map_or(1, usize::from),
             login: LoginSettings::default(),
             trusted_proxies: Vec::new(),
+            deny_list: None,
             event_log: None,
             slow_login_log: None,
             slow_login: Duration::from_millis(250),

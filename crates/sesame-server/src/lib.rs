@@ -13,6 +13,7 @@ mod app;
 mod client_ip;
 mod config;
 mod cookies;
+mod denylist;
 mod error;
 mod eventlog;
 mod extract;

@@ -90,6 +90,10 @@ fn describe() {
         "sesame_rate_limited_total",
         "Requests refused by a rate limit, by scope."
     );
+    describe_gauge!(
+        "sesame_deny_list_entries",
+        "Addresses and networks on the operator's block list (--deny-list)."
+    );
     describe_histogram!(
         "sesame_db_query_duration_seconds",
         Unit::Seconds,

@@ -47,6 +47,11 @@ pub struct TriageArgs {
     /// Also write the report as a self-contained HTML page (inline SVG charts).
     #[arg(long, env = "SESAME_TRIAGE_HTML", value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Also write the source addresses of the attack triage found (the first
+    /// attack cause) as a block list for `sesame serve --deny-list`; no
+    /// file is written when there is no attack.
+    #[arg(long, env = "SESAME_TRIAGE_DENY_LIST", value_name = "FILE")]
+    pub deny_list: Option<PathBuf>,
     /// Least share of slow logins an attribute (or pair) must cover to be named.
     #[arg(long, env = "SESAME_TRIAGE_MIN_SUPPORT", default_value_t = 0.05)]
     pub min_support: f64,
@@ -159,6 +164,11 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, html::render(&report))
             .with_context(|| format!("write {}", path.display()))?;
     }
+    if let Some(path) = &args.deny_list {
+        if let Some(attack) = report.causes.iter().find(|c| !c.addresses.is_empty()) {
+            write_deny_list(path, attack)?;
+        }
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
     } else {
@@ -171,6 +181,25 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no line of the input is a sesame login event");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The attack's addresses, one per line, with where they came from; written
+/// whole to a temporary file and renamed, so that a service polling the
+/// file never reads half of it.
+fn write_deny_list(path: &std::path::Path, attack: &analyze::Cause) -> anyhow::Result<()> {
+    let mut text = format!(
+        "# sesame triage, {}: {} addresses\n# {}\n",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        attack.addresses.len(),
+        attack.summary
+    );
+    for address in &attack.addresses {
+        text.push_str(address);
+        text.push('\n');
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text).with_context(|| format!("write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]

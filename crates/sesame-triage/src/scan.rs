@@ -8,7 +8,9 @@ use crate::dims::{self, Dictionaries, Tuple, DIMENSIONS};
 use crate::record::{parse_ts, Record};
 use crate::rng::Rng;
 use hdrhistogram::Histogram;
+use rustc_hash::FxHashMap;
 use sesame_domain::event::Outcome;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 /// Bucket widths the timeline may use, each a multiple of the one before:
@@ -113,6 +115,67 @@ impl Bucket {
     /// Latency quantile in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         self.latency.value_at_quantile(q) as f64 / LATENCY_UNITS_PER_MS
+    }
+}
+
+/// Every address that failed a login, with its first failure and its
+/// counts: what names the addresses of a distributed attack, each of which
+/// sends too little to stand out among the heavy hitters. Successes are
+/// counted for addresses already in it (an address that succeeded only
+/// before its first failure looks worse than it is, never better). Past
+/// [`MAX_FAILING_ADDRESSES`] new addresses are only counted.
+#[derive(Debug, Clone, Default)]
+pub struct FailingAddresses {
+    pub by_ip: FxHashMap<IpAddr, AddressRecord>,
+    /// Failures of addresses that did not fit.
+    pub untracked: u64,
+}
+
+/// About 40 MB at most: a day of a large deployment's failed logins.
+pub const MAX_FAILING_ADDRESSES: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AddressRecord {
+    pub first_failure_ms: i64,
+    pub failures: u32,
+    pub successes: u32,
+    /// Accounts its failures went to, counted as changes of account from
+    /// one failure to the next: one for a user who forgot a password, one
+    /// per attempt for a stuffing list.
+    pub accounts: u32,
+    last_account: u64,
+}
+
+impl FailingAddresses {
+    fn failed(&mut self, ip: IpAddr, ts: i64, user: &str) {
+        let account = rustc_hash::FxBuildHasher.hash_one(user);
+        if let Some(r) = self.by_ip.get_mut(&ip) {
+            r.failures += 1;
+            r.first_failure_ms = r.first_failure_ms.min(ts);
+            if r.last_account != account {
+                r.accounts += 1;
+                r.last_account = account;
+            }
+        } else if self.by_ip.len() < MAX_FAILING_ADDRESSES {
+            self.by_ip.insert(
+                ip,
+                AddressRecord {
+                    first_failure_ms: ts,
+                    failures: 1,
+                    successes: 0,
+                    accounts: 1,
+                    last_account: account,
+                },
+            );
+        } else {
+            self.untracked += 1;
+        }
+    }
+
+    fn succeeded(&mut self, ip: IpAddr) {
+        if let Some(r) = self.by_ip.get_mut(&ip) {
+            r.successes += 1;
+        }
     }
 }
 
@@ -295,6 +358,7 @@ pub struct Scan {
     pub normal_sample: Sample,
     /// [normal, slow].
     pub stage_sums: [StageSums; 2],
+    pub failing_addresses: FailingAddresses,
     rng: Rng,
     line_in_file: u64,
 }
@@ -317,6 +381,7 @@ impl Scan {
             counts: vec![Vec::new(); DIMENSIONS],
             slow_sample: Sample::default(),
             normal_sample: Sample::default(),
+            failing_addresses: FailingAddresses::default(),
             stage_sums: Default::default(),
             rng: Rng::new(0x005e_5a3e),
             line_in_file: 0,
@@ -383,6 +448,11 @@ impl Scan {
         if is_failure(outcome) {
             if let Ok(ip) = record.ip.parse::<IpAddr>() {
                 bucket.failing_ips.add(ip, 1);
+                self.failing_addresses.failed(ip, ts, &record.user);
+            }
+        } else if outcome == Outcome::Ok as usize && !self.failing_addresses.by_ip.is_empty() {
+            if let Ok(ip) = record.ip.parse::<IpAddr>() {
+                self.failing_addresses.succeeded(ip);
             }
         }
 
@@ -412,5 +482,31 @@ impl Scan {
         for (sum, ms) in sums.stages_ms.iter_mut().zip(record.stages()) {
             *sum += ms;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_address_counts_the_accounts_it_failed_on() {
+        let mut table = FailingAddresses::default();
+        let forgetful: IpAddr = "11.0.0.1".parse().unwrap();
+        let stuffer: IpAddr = "198.19.255.1".parse().unwrap();
+        for (n, ts) in (0..6).zip(100..) {
+            table.failed(forgetful, ts, "alice");
+            table.failed(stuffer, 200 - ts, &format!("victim{n}"));
+        }
+        table.succeeded(forgetful);
+        table.succeeded("11.0.0.2".parse().unwrap()); // never failed: not kept
+        let f = table.by_ip[&forgetful];
+        assert_eq!(
+            (f.failures, f.accounts, f.successes, f.first_failure_ms),
+            (6, 1, 1, 100)
+        );
+        let s = table.by_ip[&stuffer];
+        assert_eq!((s.failures, s.accounts, s.first_failure_ms), (6, 6, 95));
+        assert_eq!(table.by_ip.len(), 2);
     }
 }

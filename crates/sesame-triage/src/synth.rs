@@ -20,6 +20,9 @@ pub enum Incident {
     /// Credential stuffing from three addresses at three times the normal
     /// rate, 95% failing; everyone queues behind the hashes.
     Attack,
+    /// The same from 300 addresses in two /24 networks, each sending an
+    /// attempt every few seconds: under any per-address limit.
+    DistributedAttack,
     /// Three times the normal traffic; everyone queues and some are shed.
     Surge,
     /// The replicas of shard -40 lag: their reads slow the db stage.
@@ -59,6 +62,14 @@ impl Default for Scenario {
 }
 
 pub const ATTACKERS: [&str; 3] = ["203.0.113.7", "198.51.100.23", "192.0.2.99"];
+/// The addresses of the distributed attack: [`wave_address`] of 0 to this.
+pub const WAVE_ADDRESSES: usize = 300;
+
+/// Address `n` of the distributed attack, as `sesame load` numbers its
+/// attackers: 254 to a /24, from 198.19.255.0/24 down.
+pub fn wave_address(n: usize) -> String {
+    format!("198.19.{}.{}", 255 - n / 254, n % 254 + 1)
+}
 pub const NEW_VERSION: &str = "1.4.0";
 pub const OLD_VERSION: &str = "1.3.2";
 
@@ -213,7 +224,9 @@ impl Generator {
                         session += 900.0 + exp(r, 800.0)
                     }
                     Incident::Deploy if deployed => hash = hash * 30.0 + exp(r, 100.0),
-                    Incident::Attack | Incident::Surge => queue += 700.0 + exp(r, 500.0),
+                    Incident::Attack | Incident::DistributedAttack | Incident::Surge => {
+                        queue += 700.0 + exp(r, 500.0)
+                    }
                     Incident::ReplicaLag if db_role == "replica" && shard == "-40" => {
                         db += 1200.0 + exp(r, 600.0)
                     }
@@ -240,6 +253,7 @@ impl Generator {
             status,
             user,
             ip: match attacker {
+                Some(a) if s.incident == Incident::DistributedAttack => wave_address(a),
                 Some(a) => ATTACKERS[a].to_owned(),
                 None => self.normal_ip(),
             },
@@ -281,14 +295,20 @@ pub fn generate<W: Write>(scenario: &Scenario, writers: &mut [W]) -> std::io::Re
             1.0
         };
         let normal = (scenario.rate * factor).round() as u64;
-        let attackers = if during && scenario.incident == Incident::Attack {
-            (scenario.rate * 3.0).round() as u64
-        } else {
-            0
+        let (attackers, addresses) = match scenario.incident {
+            Incident::Attack if during => ((scenario.rate * 3.0).round() as u64, ATTACKERS.len()),
+            Incident::DistributedAttack if during => {
+                ((scenario.rate * 3.0).round() as u64, WAVE_ADDRESSES)
+            }
+            _ => (0, 1),
         };
         let mut offsets: Vec<(u64, Option<usize>)> = (0..normal + attackers)
             .map(|k| {
-                let attacker = (k >= normal).then(|| (k % ATTACKERS.len() as u64) as usize);
+                // The three attackers take turns; the wave's addresses are drawn.
+                let attacker = (k >= normal).then(|| match scenario.incident {
+                    Incident::DistributedAttack => g.rng.below(addresses as u64) as usize,
+                    _ => (k % addresses as u64) as usize,
+                });
                 (g.rng.below(1000), attacker)
             })
             .collect();

@@ -36,6 +36,7 @@ fn args(paths: Vec<PathBuf>) -> TriageArgs {
         interval: Some(60_000),
         json: false,
         html: None,
+        deny_list: None,
         min_support: 0.05,
         min_risk_ratio: 2.0,
         deployment: "sesame".to_owned(),
@@ -498,4 +499,60 @@ fn memory_is_bounded_over_a_long_span_and_many_addresses() {
         scan.timeline.buckets.len()
     );
     assert!(scan.dictionaries.0[sesame_triage::dims::IP].len() <= 8192);
+}
+
+#[test]
+fn a_distributed_attack_is_named_with_every_address_and_written_as_a_block_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(
+        dir.path(),
+        "events.log",
+        &scenario(Incident::DistributedAttack),
+    );
+    let deny_list = dir.path().join("deny.txt");
+    let mut a = args(vec![path]);
+    a.deny_list = Some(deny_list.clone());
+    let r = report(&a).unwrap();
+    assert_change_point(&r);
+    assert_eq!(causes(&r)[0], "attack", "{:?}", r.causes);
+    let attack = &r.causes[0];
+    assert!(
+        attack.summary.contains("distributed")
+            && attack.summary.contains("300 addresses in 2 networks"),
+        "{}",
+        attack.summary
+    );
+    let wave: Vec<String> = (0..synth::WAVE_ADDRESSES)
+        .map(synth::wave_address)
+        .collect();
+    let mut named = attack.addresses.clone();
+    named.sort();
+    let mut expected = wave.clone();
+    expected.sort();
+    assert_eq!(
+        named, expected,
+        "every address of the wave and nothing else"
+    );
+    assert!(!causes(&r).contains(&"surge"), "{:?}", r.causes);
+
+    // The block list: what `sesame serve --deny-list` reads.
+    sesame_triage::run(a).unwrap();
+    let text = std::fs::read_to_string(&deny_list).unwrap();
+    let list = sesame_domain::DenyList::parse(&text).unwrap();
+    assert_eq!(list.len(), synth::WAVE_ADDRESSES);
+    for address in &wave {
+        assert!(list.contains(address.parse().unwrap()), "{address}");
+    }
+    assert!(!list.contains("11.2.3.4".parse().unwrap()));
+}
+
+#[test]
+fn no_block_list_is_written_without_an_attack() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_log(dir.path(), "events.log", &scenario(Incident::Surge));
+    let deny_list = dir.path().join("deny.txt");
+    let mut a = args(vec![path]);
+    a.deny_list = Some(deny_list.clone());
+    sesame_triage::run(a).unwrap();
+    assert!(!deny_list.exists());
 }

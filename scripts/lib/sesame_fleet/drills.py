@@ -49,7 +49,7 @@ LONG_WINDOWS = {
     "job:sesame_login_errors:ratio_rate1h": 14.4 * 0.001,
     "job:sesame_login_slow:ratio_rate1h": 14.4 * 0.01,
 }
-DRILLS = ("surge", "bad-deploy", "replica-lag", "primary-crash")
+DRILLS = ("surge", "bad-deploy", "replica-lag", "stuffing", "primary-crash")
 
 
 class DrillFailed(Exception):
@@ -194,7 +194,9 @@ class Drill:
             runs += 1
             first = report["causes"][0] if report["causes"] else None
             self.figures["triage"] = {
-                "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"]} for c in report["causes"]],
+                "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"],
+                            **({"addresses": len(c["addresses"])} if c.get("addresses") else {})}
+                           for c in report["causes"]],
                 "first": first["summary"] if first else None,
                 "runs": runs,
                 "cpu_seconds": round(took, 2),
@@ -710,6 +712,175 @@ def usable(instance, replica):
 MAX_REPLICA_LAG_S = 5.0
 
 
+
+# --- stuffing -----------------------------------------------------------------
+
+
+STUFFING = ("SesameFailedLoginSurge", "SesameRateLimitedSurge")
+# The wave: this many addresses (198.19.0.0/16, `sesame load --attack-ips`),
+# together at this many times the fleet's capacity, each one sending less
+# than every per-address limit allows.
+WAVE_ADDRESSES = 300
+WAVE_FACTOR = 1.5
+ATTACKER_NETWORK = "198.19."
+
+
+def stuffing(d, short=True):
+    """A credential-stuffing wave from a few hundred addresses on top of
+    the day: wrong passwords for real and made-up accounts at 1.5x the
+    fleet's capacity, each address under every per-address limit, so the
+    limits do not stop it and every attempt costs a hash. Runbook (Fix, "An
+    attack"): the page fires (logins shed), triage calls it an attack and
+    names the source addresses, they are blocked (`sesame triage
+    --deny-list FILE`, the file every instance reads with `sesame serve
+    --deny-list`), and real users log in again while the wave goes on."""
+    f = d.f
+    baseline_s, wave_s, after_s = 30, 90 if short else 180, 45
+    raw = f.capacity()
+    capacity = f.saturation(raw, seconds=5)
+    background = 0.3 * capacity
+    attack = WAVE_FACTOR * capacity
+    per_address_per_min = 60 * attack / WAVE_ADDRESSES
+    d.figures.update({"raw_hashes_per_s": raw, "capacity_logins_per_s": round(capacity, 1),
+                      "day_rate": round(background, 1), "wave_rate": round(attack, 1),
+                      "wave_addresses": WAVE_ADDRESSES,
+                      "attempts_per_address_per_min": round(per_address_per_min, 1)})
+    deny_list = parts.deny_list(State.load(f.dir))
+    day = day_of_traffic(f, background, 600)
+    d.wait_quiet(PAGES + STUFFING)
+    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    d.mark("day traffic starts")
+    alerts, wave = [], None
+    try:
+        time.sleep(baseline_s)
+        wave = client.start_load(
+            f.binary, f.lb,
+            # A trickle of users of its own: the attacker needs a schedule.
+            ["--rate", "0.2", "--duration", f"{wave_s}s", "--mix", "login=100",
+             "--attack-rate", f"{attack:.1f}", "--attack-ips", str(WAVE_ADDRESSES),
+             "--users", str(USERS), "--password", PASSWORD, "--connections", "1024", "--timeout", "5s"],
+            os.path.join(f.dir, "drill-wave.json"),
+        )
+        d.mark("injected")
+        alerts = d.wait_detected(timeout=60, names=PAGES + STUFFING)
+        if alerts:
+            block_the_wave(d, d.marks["injected"] - baseline_s, deny_list, timeout=75)
+            if "blocked" in d.marks and "SLO holds again" not in d.marks:
+                d.wait_slo_holds(timeout=after_s)
+        wave.communicate(timeout=wave_s + 120)
+        d.mark("wave ends")
+    finally:
+        if wave is not None and wave.poll() is None:
+            wave.terminate()
+            wave.wait(timeout=30)
+        day_load.terminate()
+        day_load.wait(timeout=30)
+        # The block list is the drill's own: empty again for what runs next.
+        parts.deny_list_clear(State.load(f.dir))
+    injected, ended = d.marks["injected"], d.marks["wave ends"]
+    in_force = d.marks.get("block in force")
+    whole = d.marks.get("whole wave blocked") if in_force else None
+    logs = events.logs(f.dir)
+
+    def who(e):
+        return "attacker" if e["ip"].startswith(ATTACKER_NETWORK) else "real users"
+
+    d.figures.update({
+        "alerts": alerts,
+        "time_to_detect_s": round(d.marks["alert fired"] - injected, 1) if alerts else None,
+        "time_to_diagnose_s": round(d.marks["diagnosed"] - d.marks["alert fired"], 1) if "diagnosed" in d.marks else None,
+        "time_to_block_s": round(in_force - d.marks["alert fired"], 1) if in_force and alerts else None,
+        "time_to_mitigate_s": round(d.marks["SLO holds again"] - d.marks["alert fired"], 1) if "SLO holds again" in d.marks and alerts else None,
+        "users_hurt": events.users_hurt(logs, injected, ended, who),
+        "users_hurt_before_the_block": events.users_hurt(logs, injected, in_force or ended, who),
+        # Two seconds for the instances' last admitted attempts to drain.
+        "users_hurt_after_the_block": events.users_hurt(logs, whole + 2, ended, who) if whole else None,
+        "attacker_outcomes_after_the_block": outcomes(logs, whole + 2, ended, ATTACKER_NETWORK) if whole else None,
+    })
+    d.limit("an alert fires within 30 s of the wave", d.figures["time_to_detect_s"],
+            alerts and d.figures["time_to_detect_s"] <= 30, "<= 30 s")
+    blocked = d.figures.get("blocked", {})
+    d.limit("triage calls it an attack first, with addresses, within 30 s of the alert", d.figures["time_to_diagnose_s"],
+            "diagnosed" in d.marks and d.figures["time_to_diagnose_s"] <= 30, "<= 30 s")
+    d.limit("triage's reruns name the whole wave", {k: blocked.get(k) for k in ("addresses", "of_the_wave")},
+            blocked.get("of_the_wave", 0) >= 0.95 * WAVE_ADDRESSES, f">= {0.95 * WAVE_ADDRESSES:.0f} of {WAVE_ADDRESSES}")
+    d.limit("no real user's address is blocked", blocked.get("not_of_the_wave"),
+            blocked and not blocked["not_of_the_wave"], "none")
+    d.limit("the first block is in force on every instance within 5 s of triage", 
+            round(in_force - d.marks["blocked"], 1) if in_force else None,
+            in_force is not None and in_force - d.marks["blocked"] <= 5, "<= 5 s")
+    d.limit("the SLO holds again within 45 s of the block", d.figures["time_to_mitigate_s"],
+            "SLO holds again" in d.marks, "<= 45 s")
+    real = (d.figures["users_hurt_after_the_block"] or {}).get("real users", {"logins": 0, "hurt_share": 1.0})
+    d.limit("real users log in while the wave goes on, once it is blocked", real["hurt_share"],
+            real["logins"] > 0 and real["hurt_share"] <= 0.01, "<= 1% failed or slower than the budget")
+    refused = d.figures["attacker_outcomes_after_the_block"] or {}
+    attempts = sum(refused.values())
+    d.limit("the wave is refused before any hash once blocked", refused,
+            attempts > 0 and refused.get("rate_limited", 0) >= 0.99 * attempts, ">= 99% rate_limited")
+
+
+def block_the_wave(d, since, deny_list, timeout):
+    """The runbook's fix for an attack, as an operator does it: triage
+    (with `--deny-list`, so that what it names is written where every
+    instance reads its block list), rerun every 5 s while the wave goes on
+    and its list grows (an address is named once it has failed on several
+    accounts), until the SLO holds again and a rerun names no new address. Marks "diagnosed" and
+    "blocked" at the first list, "block in force" when every instance has
+    it."""
+    deadline = time.monotonic() + timeout
+    runs, named, cpu = 0, [], 0.0
+    while time.monotonic() < deadline:
+        report, took = d.triage(since, extra=["--deny-list", deny_list])
+        runs, cpu = runs + 1, cpu + took
+        first = report["causes"][0] if report["causes"] else {}
+        now = first.get("addresses", []) if first.get("kind") == "attack" else []
+        d.figures["triage"] = {
+            "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"],
+                        **({"addresses": len(c["addresses"])} if c.get("addresses") else {})}
+                       for c in report["causes"]],
+            "first": first.get("summary"), "runs": runs, "cpu_seconds": round(cpu, 2),
+        }
+        if now and "diagnosed" not in d.marks:
+            d.mark("diagnosed")
+            d.mark("blocked")
+            if wait_until(lambda: all(deny_list_entries(i) == len(now) for i in d.f.instances), timeout=10):
+                d.mark("block in force")
+        # Done once the SLO holds again and a rerun names no new address.
+        if now and len(now) == len(named) and "SLO holds again" in d.marks:
+            break
+        named = now or named
+        for _ in range(10):
+            if "blocked" in d.marks and "SLO holds again" not in d.marks and d.slo_holds():
+                d.mark("SLO holds again")
+            time.sleep(0.5)
+    d.figures["blocked"] = {
+        "addresses": len(named),
+        "of_the_wave": sum(a.startswith(ATTACKER_NETWORK) for a in named),
+        "not_of_the_wave": [a for a in named if not a.startswith(ATTACKER_NETWORK)],
+    }
+    d.mark("whole wave blocked")
+
+
+def deny_list_entries(instance):
+    status, body = parts.http_get(instance["metrics_url"])
+    if status != 200:
+        return None
+    for line in body.decode().splitlines():
+        if line.startswith("sesame_deny_list_entries "):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return None
+
+
+def outcomes(paths, since, until, network):
+    """Outcomes of the logins from addresses in `network`, counted."""
+    counts = {}
+    for e in events.login_events(paths, since, until):
+        if e["ip"].startswith(network):
+            counts[e["outcome"]] = counts.get(e["outcome"], 0) + 1
+    return counts
+
+
 def fleet_p50(d):
     """The fleet's login p50 now, in seconds, from the shipped recording
     rule (its 5m window compressed to 5 s)."""
@@ -753,7 +924,11 @@ def wait_until(condition, timeout):
         return False
 
 
-RUN = {"surge": surge, "bad-deploy": bad_deploy, "replica-lag": replica_lag, "primary-crash": primary_crash}
+# Every alert a drill detects its incident by.
+DETECTED = PAGES + PRIMARY_DOWN + REPLICA_LAG + STUFFING
+
+RUN = {"surge": surge, "bad-deploy": bad_deploy, "replica-lag": replica_lag, "primary-crash": primary_crash,
+       "stuffing": stuffing}
 
 
 def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_stderr):
@@ -766,6 +941,11 @@ def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_
     try:
         RUN[name](d, short)
     finally:
+        # Under the compressed rules, with the traffic gone, what fired
+        # resolves within seconds; put back while firing, an alert would be
+        # left active in Alertmanager for minutes (its rule changed, so
+        # Prometheus never resolves it) and hold up the next drill.
+        wait_until(lambda: not d.firing(DETECTED), timeout=90)
         d.restore_rules()
     result = d.report()
     if html_path:

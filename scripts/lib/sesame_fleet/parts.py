@@ -269,10 +269,28 @@ def sesame_argv(state, part, binary, args):
         "false",
         "--hash-workers",
         str(part.extra["hash_workers"]),
+        "--deny-list",
+        deny_list(state),
     ]
     for r in replicas:
         argv += ["--replica", mysql_url(r)]
     return argv + list(args)
+
+
+def deny_list(state):
+    """The fleet's block list, one file every instance reads, as a
+    ConfigMap mounted in every pod would be; empty until an operator (or
+    `sesame triage --deny-list`) fills it."""
+    path = os.path.join(state.dir, "deny-list.txt")
+    if not os.path.exists(path):
+        with open(path, "w") as f:
+            f.write("# the fleet's block list: one address or network per line\n")
+    return path
+
+
+def deny_list_clear(state):
+    os.remove(deny_list(state))
+    deny_list(state)
 
 
 def hash_workers(spec, instances):

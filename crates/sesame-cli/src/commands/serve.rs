@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// this instance; more are refused (429) before any other work.
     #[arg(long, env = "SESAME_IP_LOGINS_IN_FLIGHT", default_value_t = 2)]
     ip_logins_in_flight: u32,
+    /// Block list: one address or network (CIDR) per line, `#` comments.
+    /// Logins from them are refused (429, as rate-limited) before any other
+    /// work. Reread within a second of a change; a bad file stops the start,
+    /// a bad edit keeps the last good list.
+    #[arg(long, env = "SESAME_DENY_LIST")]
+    deny_list: Option<PathBuf>,
     /// Session lifetime in seconds.
     #[arg(long, env = "SESAME_SESSION_TTL", default_value_t = 12 * 3600)]
     session_ttl: i64,
@@ -111,6 +117,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
         },
         trusted_proxies: args.trusted_proxies,
+        deny_list: args.deny_list,
         event_log: args.event_log,
         slow_login_log: args.slow_login_log,
         slow_login: Duration::from_millis(args.slow_login_ms),

@@ -377,3 +377,34 @@ async fn a_shed_login_asks_no_store() {
     assert_eq!(limits.calls.load(Ordering::SeqCst), 0, "no limit was asked");
     assert!(shed.db_role.is_none(), "no database was asked");
 }
+
+/// A listed address is refused as a rate-limited one, before any store is
+/// asked, even with the right password; taking it off the list lets it in.
+#[tokio::test]
+async fn a_blocked_address_is_refused_before_any_store() {
+    let (service, _, _, name) = service_with("tab").await;
+    let limits = Arc::new(CountedLimits::default());
+    let blocked = crate::denylist::SharedDenyList::new(
+        crate::denylist::DenyList::parse("192.0.2.0/24").unwrap(),
+    );
+    let service = service
+        .with_limit_store(limits.clone())
+        .with_deny_list(blocked.clone());
+    let refused = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+    assert_eq!(refused.outcome(), Outcome::RateLimited);
+    assert!(matches!(
+        refused.result,
+        Err(AuthError::RateLimited {
+            scope: LimitScope::DenyList,
+            ..
+        })
+    ));
+    assert_eq!(limits.calls.load(Ordering::SeqCst), 0, "no limit was asked");
+    assert!(refused.db_role.is_none(), "no database was asked");
+    let other = IpAddr::from([198, 51, 100, 1]);
+    let elsewhere = service.login(&name, pw(OLD), other, Instant::now()).await;
+    assert_eq!(elsewhere.outcome(), Outcome::Ok);
+    blocked.replace(crate::denylist::DenyList::default());
+    let unblocked = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+    assert_eq!(unblocked.outcome(), Outcome::Ok);
+}

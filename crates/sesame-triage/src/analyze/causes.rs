@@ -22,6 +22,14 @@ const ATTACK_FAILURE_RATIO: f64 = 0.3;
 /// An address is a heavy hitter from this share of the failed logins.
 const HEAVY_IP_SHARE: f64 = 0.05;
 const FEW_IPS: usize = 10;
+/// An address of a distributed attack: failed at least this often, on at
+/// least this many accounts, and succeeded at most once in five tries (a
+/// stuffing list holds some valid pairs; a user who forgot a password fails
+/// on one account).
+const WAVE_MIN_FAILURES: u32 = 3;
+const WAVE_MIN_ACCOUNTS: u32 = 3;
+/// Addresses a summary shows; the report's `addresses` has them all.
+const SHOWN_ADDRESSES: usize = 5;
 
 /// Indexes in [`STAGES`].
 const QUEUE: usize = 0;
@@ -54,6 +62,10 @@ pub struct Cause {
     /// Whom it hit, as in "who is affected"; empty when no group holds its
     /// slow logins (across the board).
     pub group: Vec<String>,
+    /// An attack's source addresses, all of them: what `--deny-list`
+    /// writes and `sesame serve --deny-list` reads.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
 }
 
 impl Cause {
@@ -66,6 +78,7 @@ impl Cause {
             slow_logins: 0,
             stage: None,
             group: Vec::new(),
+            addresses: Vec::new(),
         }
     }
 }
@@ -148,11 +161,12 @@ impl Evidence<'_> {
             return Vec::new();
         }
         let windows = &self.timeline.windows;
-        let incident = self.window(windows.incident.unwrap_or((0, intervals.len())));
+        let incident_range = windows.incident.unwrap_or((0, intervals.len()));
+        let incident = self.window(incident_range);
         let baseline = windows.baseline.map(|w| self.window(w));
         let stage_causes = self.stage_causes();
         let mut causes = Vec::new();
-        let attack = self.attack(&incident, baseline.as_ref());
+        let attack = self.attack(&incident, baseline.as_ref(), intervals[incident_range.0].0);
         // The attackers' own traffic is no surge of demand.
         let attack_logins = attack.as_ref().map_or(0, |(_, n)| *n);
         // Both make everyone wait for the hashes and the cores.
@@ -257,11 +271,13 @@ impl Evidence<'_> {
         )
     }
 
-    /// A likely attack, and the failed logins of its addresses.
+    /// A likely attack, and the failed logins of its addresses: a few heavy
+    /// addresses, else a wave of many that began in the incident.
     fn attack(
         &self,
         incident: &WindowStats,
         baseline: Option<&WindowStats>,
+        incident_start_ms: i64,
     ) -> Option<(Cause, u64)> {
         let ratio = incident.failure_ratio();
         let before = baseline.map(WindowStats::failure_ratio);
@@ -281,17 +297,7 @@ impl Evidence<'_> {
             format!(" (against {} before)", percent(100.0 * b))
         });
         if heavy.is_empty() || heavy.len() > FEW_IPS || share < 0.5 {
-            return Some((Cause::new(
-                "attack",
-                format!(
-                    "Possible distributed credential stuffing: {} of logins failed{before}, from many addresses.",
-                    percent(100.0 * ratio)
-                ),
-                Some(
-                    "Check the user_shape and ip rows above for what the attempts share; tighten per-account limits and block at the edge."
-                        .to_owned(),
-                ),
-            ), 0));
+            return Some(self.wave(incident, incident_start_ms, ratio, &before));
         }
         let addresses: Vec<String> = heavy.iter().map(|(ip, _)| ip.to_string()).collect();
         let cause = Cause::new(
@@ -313,7 +319,81 @@ impl Evidence<'_> {
                     .join(" ")
             )),
         );
-        Some((cause, heavy_failures))
+        Some((Cause { addresses, ..cause }, heavy_failures))
+    }
+
+    /// A distributed attack: each address sends too little to stand out, so
+    /// the addresses are those that began failing in the incident, on
+    /// several accounts, and (nearly) never succeed. Named when they sent
+    /// most of the incident's failed logins.
+    fn wave(
+        &self,
+        incident: &WindowStats,
+        since_ms: i64,
+        ratio: f64,
+        before: &str,
+    ) -> (Cause, u64) {
+        let mut wave: Vec<(IpAddr, u64)> = self
+            .scan
+            .failing_addresses
+            .by_ip
+            .iter()
+            .filter(|(_, r)| {
+                r.first_failure_ms >= since_ms
+                    && r.failures >= WAVE_MIN_FAILURES
+                    && r.accounts >= WAVE_MIN_ACCOUNTS
+                    && r.successes * 4 <= r.failures
+            })
+            .map(|(ip, r)| (*ip, u64::from(r.failures)))
+            .collect();
+        let failures: u64 = wave.iter().map(|(_, n)| n).sum();
+        let share = (failures as f64 / incident.failures.max(1) as f64).min(1.0);
+        if wave.is_empty() || share < 0.5 {
+            return (
+                Cause::new(
+                    "attack",
+                    format!(
+                        "Possible distributed credential stuffing: {} of logins failed{before}, from many addresses.",
+                        percent(100.0 * ratio)
+                    ),
+                    Some(
+                        "Check the user_shape and ip rows above for what the attempts share; tighten per-account limits and block at the edge."
+                            .to_owned(),
+                    ),
+                ),
+                0,
+            );
+        }
+        wave.sort_unstable();
+        let networks: std::collections::BTreeSet<IpAddr> =
+            wave.iter().map(|(ip, _)| network_of(*ip)).collect();
+        let addresses: Vec<String> = wave.iter().map(|(ip, _)| ip.to_string()).collect();
+        let shown = addresses[..addresses.len().min(SHOWN_ADDRESSES)].join(", ");
+        let cause = Cause::new(
+            "attack",
+            format!(
+                "Likely distributed credential stuffing: {} of logins failed{before}; {} addresses in {} networks (/24, /48), each failing on several accounts since {}, sent {} of the failed logins, none more than {}: {shown}{}.",
+                percent(100.0 * ratio),
+                wave.len(),
+                networks.len(),
+                iso(since_ms),
+                percent(100.0 * share),
+                wave.iter().map(|(_, n)| n).max().unwrap_or(&0),
+                if wave.len() > SHOWN_ADDRESSES {
+                    format!(" and {} more", wave.len() - SHOWN_ADDRESSES)
+                } else {
+                    String::new()
+                },
+            ),
+            Some(
+                "Each stays under the per-address limits: block them all (`sesame triage ... --deny-list FILE` writes them for `sesame serve --deny-list FILE`, or an edge deny list)."
+                    .to_owned(),
+            ),
+        );
+        (
+            Cause { addresses, ..cause },
+            failures.min(incident.failures),
+        )
     }
 
     fn surge(
@@ -487,9 +567,24 @@ impl Evidence<'_> {
     }
 }
 
+/// The /24 (IPv4) or /48 (IPv6) an address is in.
+fn network_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => std::net::Ipv4Addr::from(u32::from(v4) & 0xffff_ff00).into(),
+        IpAddr::V6(v6) => std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1)).into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_network_is_its_24_or_48() {
+        let net = |s: &str| network_of(s.parse().unwrap()).to_string();
+        assert_eq!(net("198.19.254.77"), "198.19.254.0");
+        assert_eq!(net("2001:db8:1:2:3::9"), "2001:db8:1::");
+    }
 
     #[test]
     fn the_stage_indexes_name_their_stages() {
