@@ -201,6 +201,18 @@ def check_deployment(where, docs, plan):
         given = set(cfg) | {e["name"] for e in c.get("env", [])}
         check(given <= known, f"{where}: every SESAME_* variable is one `sesame serve` reads ({sorted(given - known) or 'ok'})")
     check(bool(cfg.get("SESAME_TRUSTED_PROXIES")), f"{where}: SESAME_TRUSTED_PROXIES set (else users share the API pods' rate limit)")
+    deny = cfg.get("SESAME_DENY_LIST")
+    if deny:
+        # The block list is edited while the pods run: its ConfigMap must be
+        # mounted (not copied into env) and keep its name, so that an edit
+        # reaches the running pods instead of waiting for a rollout.
+        mounts = [m["name"] for m in c.get("volumeMounts", []) if deny.startswith(m["mountPath"].rstrip("/") + "/")]
+        volumes = {v["name"]: v.get("configMap", {}).get("name") for v in pod.get("volumes", [])}
+        config_map = volumes.get(mounts[0]) if mounts else None
+        maps = [doc for doc in docs if doc and doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == config_map]
+        check(bool(maps) and deny.rsplit("/", 1)[1] in maps[0].get("data", {}),
+              f"{where}: SESAME_DENY_LIST {deny} is a file of a mounted ConfigMap")
+        check(config_map == "sesame-deny-list", f"{where}: the deny list's ConfigMap keeps its name (no hash suffix), so edits reach running pods")
 
     req, lim = c["resources"].get("requests", {}), c["resources"].get("limits", {})
     check(req == lim, f"{where}: requests = limits (Guaranteed QoS)")

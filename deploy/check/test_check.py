@@ -49,6 +49,10 @@ MUTATIONS = [
      "every SESAME_* variable is one `sesame serve` reads"),
     ("deploy/k8s/overlays/production-rollouts/analysistemplate.yaml", "[2m]))\n            /", "[2m])\n            /",
      "PromQL parses"),
+    ("deploy/k8s/base/kustomization.yaml", "    options:\n      disableNameSuffixHash: true\n", "",
+     "keeps its name (no hash suffix)"),
+    ("deploy/k8s/base/deployment.yaml", "mountPath: /etc/sesame/deny-list", "mountPath: /etc/sesame/blocked",
+     "is a file of a mounted ConfigMap"),
 ]
 
 COPIED = ["deploy", ".dockerignore", "README.md", "docs/src", "crates/sesame-rollout/src", "crates/sesame-server/src", "crates/sesame-cli/src", "crates/sesame-toolkit/src"]
@@ -82,7 +86,7 @@ def main():
                 capture_output=True, text=True,
             )
             caught = out.returncode != 0 and expected in out.stdout
-            print(f"{'ok  ' if caught else 'FAIL'} {file}: {new.splitlines()[0].strip()!r} -> {expected!r}")
+            print(f"{'ok  ' if caught else 'FAIL'} {file}: {(new.splitlines() or ['(removed)'])[0].strip()!r} -> {expected!r}")
             if not caught:
                 print(out.stdout[-2000:], out.stderr[-2000:])
             passed, failed = passed + caught, failed + (not caught)

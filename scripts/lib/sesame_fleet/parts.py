@@ -269,6 +269,8 @@ def sesame_argv(state, part, binary, args):
         "false",
         "--hash-workers",
         str(part.extra["hash_workers"]),
+        # The manifests' SESAME_DENY_LIST is the ConfigMap's mount; here,
+        # one file of the fleet's.
         "--deny-list",
         deny_list(state),
     ]
