@@ -2,8 +2,9 @@
 # Fleet suite (issue 14): the fleet tool's own unit tests, then the fleet's
 # promises proved on a fleet of its own (scripts/fleet-proofs, short
 # variant): a rolling deploy under load, shared state across instances,
-# overload at the balancer, observability as one; then the surge drill
-# (issue 15) on a fleet of its own. Installs HAProxy,
+# overload at the balancer, observability as one; then two incident drills
+# (issue 15) on a fleet of their own: the shortest (primary-crash) and the
+# surge. The others run on demand (`scripts/fleet drill all`). Installs HAProxy,
 # Prometheus, Alertmanager and iptables from Debian's packages when missing.
 # Traffic stays on loopback and inside the namespaces the fleet makes; the
 # fleet is taken down at the end, also on failure.
@@ -37,11 +38,13 @@ mkdir -p test-artifacts
 scripts/fleet-proofs --json test-artifacts/fleet-proofs.json >/dev/null
 say "passed; figures in test-artifacts/fleet-proofs.json"
 
-say "drill: surge"
 DRILL_DIR=$(mktemp -d /tmp/sesame-fleet-drill-XXXXXX)
 trap 'scripts/fleet down --dir "$DRILL_DIR" >/dev/null 2>&1 || true; rm -rf "$DRILL_DIR"' EXIT
 scripts/fleet up --dir "$DRILL_DIR" >/dev/null
-scripts/fleet drill surge --dir "$DRILL_DIR" --json test-artifacts/drill-surge.json --html test-artifacts/drill-surge.html >/dev/null \
-  || die "the surge drill missed a limit: $(python3 -c 'import json,sys; print([l for l in json.load(open(sys.argv[1]))["limits"] if not l["passed"]])' test-artifacts/drill-surge.json 2>/dev/null)"
+for drill in primary-crash surge; do
+  say "drill: $drill"
+  scripts/fleet drill $drill --dir "$DRILL_DIR" --json test-artifacts/drill-$drill.json --html test-artifacts/drill-$drill.html >/dev/null \
+    || die "the $drill drill missed a limit: $(python3 -c 'import json,sys; print([l for l in json.load(open(sys.argv[1]))["limits"] if not l["passed"]])' test-artifacts/drill-$drill.json 2>/dev/null)"
+  say "drill passed; report in test-artifacts/drill-$drill.json, timeline in test-artifacts/drill-$drill.html"
+done
 scripts/fleet down --dir "$DRILL_DIR" >/dev/null
-say "drill passed; report in test-artifacts/drill-surge.json, timeline in test-artifacts/drill-surge.html"

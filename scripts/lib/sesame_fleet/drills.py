@@ -12,14 +12,17 @@ do, with the shipped tools only, and measures it:
   users hurt        logins that failed (5xx) or took longer than the budget
                     while the incident lasted, by user group
 
-Each drill has stated limits and fails when one is missed. Drills so far:
-`surge` and `bad-deploy`. (replica-lag, stuffing and primary-crash are not
-built yet.)"""
+Each drill has stated limits and fails when one is missed: `surge`,
+`bad-deploy`, `replica-lag`, `stuffing` and `primary-crash`. `all` runs
+them one after another and then checks the runbook against what they ran
+(runbook.py): every `sesame` command the runbook pages give is run by a
+drill."""
 
 import datetime
 import json
 import os
 import resource
+import shlex
 import signal
 import subprocess
 import sys
@@ -27,7 +30,7 @@ import threading
 import time
 import urllib.request
 
-from . import client, events, fleet, net, parts, rules
+from . import client, events, fleet, net, parts, rules, runbook
 from .events import BUDGET_MS
 from .parts import FleetError
 from .proofs import PASSWORD, USERS, Fleet
@@ -77,6 +80,21 @@ class Drill:
         self.marks = {}
         self.figures = {}
         self.limits = []
+        # Every operator command the drill ran, the binary as `sesame`:
+        # what the runbook check compares with the runbook's pages.
+        self.commands = []
+
+    def run_tool(self, argv, **kwargs):
+        """Runs a `sesame` command as an operator would, and records it
+        (once: a rerun is the same command)."""
+        if ["sesame", *argv[1:]] not in self.commands:
+            self.commands.append(["sesame", *argv[1:]])
+        return subprocess.run(argv, capture_output=True, text=True, **kwargs)
+
+    def start_load(self, args, report):
+        """`sesame load` against the balancer in the background, recorded."""
+        self.commands.append(["sesame", "load", "--target", self.f.lb, *args])
+        return client.start_load(self.f.binary, self.f.lb, args, os.path.join(self.f.dir, report))
 
     # --- the compressed rules ---------------------------------------------
 
@@ -175,7 +193,7 @@ class Drill:
         # costs is its CPU time; its wall time here is mostly waiting for a
         # core the fleet holds.
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=lambda: os.nice(19))
+        r = self.run_tool(argv, preexec_fn=lambda: os.nice(19))
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         took = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if r.returncode != 0:
@@ -225,6 +243,7 @@ class Drill:
             "marks": {label: iso(at) for label, at in sorted(self.marks.items(), key=lambda m: m[1])},
             "figures": self.figures,
             "limits": self.limits,
+            "commands": [" ".join(shlex.quote(w) for w in argv) for argv in self.commands],
             "passed": all(limit["passed"] for limit in self.limits),
         }
 
@@ -274,16 +293,15 @@ def surge(d, short=True):
     d.figures.update({"raw_hashes_per_s": raw, "capacity_logins_per_s": round(capacity, 1),
                       "day_rate": round(background, 1), "surge_rate": round(offered, 1)})
     day = day_of_traffic(f, background, 600)
-    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    day_load = d.start_load(replay_args(day), "drill-day.json")
     d.mark("day traffic starts")
     try:
         d.wait_quiet()
         time.sleep(baseline_s)
-        surge_load = client.start_load(
-            f.binary, f.lb,
+        surge_load = d.start_load(
             ["--rate", f"{offered:.1f}", "--duration", f"{surge_s}s", "--arrival", "poisson", "--mix", "login=100",
              "--users", str(USERS), "--password", PASSWORD, "--connections", "1024", "--timeout", "5s"],
-            os.path.join(f.dir, "drill-surge.json"),
+            "drill-surge.json",
         )
         d.mark("injected")
         alerts = d.wait_detected(timeout=surge_s)
@@ -292,8 +310,8 @@ def surge(d, short=True):
             # The runbook's capacity answer, at the rate triage measured.
             peak = max((row["rate_per_s"] for row in report["timeline"]), default=0.0)
             hash_ms = 1000.0 * (os.cpu_count() or 1) / raw  # one hash on one core
-            plan = subprocess.run([f.binary, "plan", "--peak-logins", f"{peak:.0f}", "--pod-cpus", "2",
-                                   "--hash-ms", f"{hash_ms:.1f}", "--json"], capture_output=True, text=True)
+            plan = d.run_tool([f.binary, "plan", "--peak-logins", f"{peak:.0f}", "--pod-cpus", "2",
+                               "--hash-ms", f"{hash_ms:.1f}", "--json"])
             if plan.returncode == 0:
                 answer = json.loads(plan.stdout)
                 d.figures["plan"] = {"peak_logins": answer["inputs"]["peak_logins"], "hash_ms": answer["inputs"]["hash_ms"],
@@ -366,7 +384,7 @@ def bad_deploy(d, short=True):
     d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
     day = day_of_traffic(f, background, 600)
     d.wait_quiet()
-    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    day_load = d.start_load(replay_args(day), "drill-day.json")
     d.mark("day traffic starts")
     quiet = lambda m: None  # noqa: E731
     try:
@@ -389,6 +407,13 @@ def bad_deploy(d, short=True):
         restored = wait_until(lambda: fleet_p50(d) <= 1.25 * baseline_p50, timeout=60)
         if restored:
             d.mark("latency restored")
+        # Was it the hash parameters? `sesame calibrate` on these cores, for
+        # the target the pods are sized for (the runbook's check of a
+        # slower hash): it keeps the deployed parameters when they fit.
+        env = state.of_kind("sesame")[0].env
+        deployed = (int(env.get("SESAME_HASH_M_COST", 19456)), int(env.get("SESAME_HASH_T_COST", 2)))
+        calibrated = d.run_tool([f.binary, "calibrate", "--target-ms", "25", "--seconds", "1"])
+        d.figures["calibrate"] = calibrated_params(calibrated.stdout) | {"deployed": list(deployed)}
         if verdict is not None:
             # Caught before the SLO saw it, the canary's logins are slower
             # but not slower than the budget: triage looks for logins slower
@@ -425,6 +450,9 @@ def bad_deploy(d, short=True):
     d.limit("triage names the hash stage first within 30 s", first, "diagnosed" in d.marks, "stage hash")
     d.limit("the rollback restores the fleet's latency within 60 s", d.figures["time_to_mitigate_s"], restored,
             f"p50 <= 1.25 x {d.figures['baseline_p50_ms']} ms")
+    calibrate = d.figures.get("calibrate", {})
+    d.limit("sesame calibrate keeps the deployed hash parameters: the CPU limit, not the hash, was the change",
+            calibrate, calibrate.get("params") == calibrate.get("deployed"), "same m and t")
     d.limit("every instance is stable after the rollback", d.figures["after_rollback"],
             set(d.figures["after_rollback"].values()) == {"stable"}, "all stable")
     # A bad canary hurts its own users until it is rolled back: that is the
@@ -507,7 +535,7 @@ def primary_crash(d, short=True):
     day = day_of_traffic(f, background, 600)
     d.wait_quiet(PAGES + PRIMARY_DOWN)
     probe = WriteProbe(f.lb, f"drill-pc{int(time.time())}-")
-    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    day_load = d.start_load(replay_args(day), "drill-day.json")
     probe.start()
     d.mark("day traffic starts")
     alerts = []
@@ -602,8 +630,15 @@ class Backup:
         argv = ["mariadb", "-S", sock, "-uroot", "-N", "-B", "-e"]
         self.sessions = [subprocess.Popen(argv + ["FLUSH TABLES WITH READ LOCK; SELECT SLEEP(3600);"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-        self.sessions += [subprocess.Popen(argv + ["SELECT BENCHMARK(2000000000, SHA2('the dump', 512));"],
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        # The dump's reads: statements of a few seconds each under the
+        # replica's CPU limit, one after another, as its slow log shows them.
+        script = os.path.join(replica.extra["dir"], "backup-reads.sql")
+        with open(script, "w") as f:
+            f.write("SELECT BENCHMARK(200000, SHA2('the dump', 512));\n" * 5000)
+        for _ in range(2):
+            with open(script) as reads:
+                self.sessions.append(subprocess.Popen(argv[:-1], stdin=reads, stdout=subprocess.DEVNULL,
+                                                      stderr=subprocess.DEVNULL))
 
     def end(self):
         """The backup ends: its sessions go (and with them the lock and the
@@ -638,7 +673,7 @@ def replica_lag(d, short=True):
     d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
     day = day_of_traffic(f, background, 600)
     d.wait_quiet(PAGES + REPLICA_LAG)
-    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    day_load = d.start_load(replay_args(day), "drill-day.json")
     d.mark("day traffic starts")
     alerts, backup = [], None
     victim = f.part("replica-1")
@@ -655,6 +690,12 @@ def replica_lag(d, short=True):
         if alerts:
             d.diagnose(d.marks["injected"] - baseline_s, lambda c: c["kind"] == "replica_lag" and c.get("stage") == "db",
                        timeout=30, threshold_ms=2000 * baseline_p50)
+            # Then what holds the replica back: its slow query log, digested.
+            digest = d.run_tool([f.binary, "slowlog", os.path.join(victim.extra["dir"], "slow.log"),
+                                 "--top", "3", "--json"])
+            classes = json.loads(digest.stdout).get("classes", []) if digest.returncode == 0 else []
+            d.figures["slowlog"] = [{"fingerprint": c["fingerprint"][:80], "count": c["count"],
+                                     "query_time_s": round(c["metrics"]["Query_time"]["sum"], 1)} for c in classes]
         time.sleep(max(0.0, d.marks["injected"] + incident_s - time.time()))
         backup.end()
         backup = None
@@ -684,6 +725,9 @@ def replica_lag(d, short=True):
             "out of rotation" in d.marks and d.figures["time_out_of_rotation_s"] <= 15, "<= 15 s")
     first = (d.figures.get("triage", {}).get("causes") or [{}])[0]
     d.limit("triage names replica reads and the db stage first within 30 s", first, "diagnosed" in d.marks, "replica_lag, stage db")
+    top = (d.figures.get("slowlog") or [{}])[0].get("fingerprint", "")
+    d.limit("the replica's slow log names what holds it back first: the backup's reads", top,
+            "benchmark" in top, "the backup's statement")
     slow = sum(g["slow"] + g["failed"] for g in d.figures["users_hurt"].values())
     logins = sum(g["logins"] for g in d.figures["users_hurt"].values())
     d.limit("no user sees seconds: logins over the budget in the incident", f"{slow} of {logins}",
@@ -748,18 +792,17 @@ def stuffing(d, short=True):
     deny_list = parts.deny_list(State.load(f.dir))
     day = day_of_traffic(f, background, 600)
     d.wait_quiet(PAGES + STUFFING)
-    day_load = client.start_load(f.binary, f.lb, replay_args(day), os.path.join(f.dir, "drill-day.json"))
+    day_load = d.start_load(replay_args(day), "drill-day.json")
     d.mark("day traffic starts")
     alerts, wave = [], None
     try:
         time.sleep(baseline_s)
-        wave = client.start_load(
-            f.binary, f.lb,
+        wave = d.start_load(
             # A trickle of users of its own: the attacker needs a schedule.
             ["--rate", "0.2", "--duration", f"{wave_s}s", "--mix", "login=100",
              "--attack-rate", f"{attack:.1f}", "--attack-ips", str(WAVE_ADDRESSES),
              "--users", str(USERS), "--password", PASSWORD, "--connections", "1024", "--timeout", "5s"],
-            os.path.join(f.dir, "drill-wave.json"),
+            "drill-wave.json",
         )
         d.mark("injected")
         alerts = d.wait_detected(timeout=60, names=PAGES + STUFFING)
@@ -881,6 +924,19 @@ def outcomes(paths, since, until, network):
     return counts
 
 
+def calibrated_params(output):
+    """The parameters `sesame calibrate` recommends (its `sesame serve`
+    line) and its time per hash."""
+    found = {}
+    for line in output.splitlines():
+        words = line.split()
+        if line.strip().startswith("sesame serve --hash-m-cost"):
+            found["params"] = [int(words[words.index("--hash-m-cost") + 1]), int(words[words.index("--hash-t-cost") + 1])]
+        elif "ms per hash" in line and "ms_per_hash" not in found:
+            found["ms_per_hash"] = float(line.split(":")[1].split("ms")[0])
+    return found
+
+
 def fleet_p50(d):
     """The fleet's login p50 now, in seconds, from the shipped recording
     rule (its 5m window compressed to 5 s)."""
@@ -893,10 +949,9 @@ def judge_until_failed(d, timeout):
     canary (exit 1), as the rollout's analysis runs it; its verdict."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        r = subprocess.run(
+        r = d.run_tool(
             [d.f.binary, "canary", "--prometheus", d.f.d["prometheus"], "--baseline", 'track="stable"',
              "--canary", 'track="canary"', "--window", "40s", "--step", "4s", "--quantile", "0.5", "--json"],
-            capture_output=True, text=True,
         )
         verdict = json.loads(r.stdout) if r.stdout.strip() else {}
         # Until the canary has served long enough for the window, a side has
@@ -932,6 +987,8 @@ RUN = {"surge": surge, "bad-deploy": bad_deploy, "replica-lag": replica_lag, "pr
 
 
 def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_stderr):
+    if name == "all":
+        return run_all(directory, json_path, html_path, short, log)
     if name not in RUN:
         raise FleetError(f"no drill {name!r}; drills: {', '.join(DRILLS)}")
     d = Drill(directory, name, log)
@@ -952,6 +1009,35 @@ def run(directory, name, json_path=None, html_path=None, short=True, log=log_to_
         start = d.marks.get("day traffic starts", min(d.marks.values()))
         d.timeline_html(html_path, start, max(d.marks.values()) + 5)
         result["html"] = html_path
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(result, out, indent=1)
+    return result
+
+
+def run_all(directory, json_path=None, html_dir=None, short=True, log=log_to_stderr):
+    """Every drill, one after another on the same fleet, then the runbook
+    check: each `sesame` command the runbook pages tell an operator to run
+    must be one a drill ran. Passes when every drill and the check do."""
+    reports, ran = {}, []
+    if html_dir:
+        os.makedirs(html_dir, exist_ok=True)
+    for name in DRILLS:
+        html = os.path.join(html_dir, f"{name}.html") if html_dir else None
+        try:
+            reports[name] = run(directory, name, None, html, short, log)
+        except Exception as e:  # noqa: BLE001 - one drill's failure is its report; the others still run
+            log(f"{name}: {type(e).__name__}: {e}")
+            reports[name] = {"drill": name, "error": f"{type(e).__name__}: {e}", "passed": False}
+        ran += [shlex.split(c) for c in reports[name].get("commands", [])]
+    not_run = runbook.not_run(runbook.runbook_commands(parts.ROOT), ran)
+    for line in not_run:
+        log(f"  MISSED: the runbook's command is run by no drill: {line}")
+    result = {
+        "drills": reports,
+        "runbook": {"pages": list(runbook.RUNBOOK), "not_run": not_run},
+        "passed": all(r["passed"] for r in reports.values()) and not not_run,
+    }
     if json_path:
         with open(json_path, "w") as out:
             json.dump(result, out, indent=1)

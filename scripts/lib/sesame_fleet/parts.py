@@ -163,6 +163,10 @@ def start_mariadb(state, name, host, server_id, fresh=True):
             f"--pid-file={data}/pid",
             f"--log-error={data}/error.log",
             f"--server-id={server_id}",
+            # What an operator digests with `sesame slowlog`.
+            "--slow-query-log=1",
+            f"--slow-query-log-file={data}/slow.log",
+            "--long-query-time=0.1",
         ]
         + MARIADB_TUNING,
         log=os.path.join(data, "stdout.log"),

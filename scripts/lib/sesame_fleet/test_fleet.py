@@ -10,7 +10,7 @@ import os
 import tempfile
 import unittest
 
-from sesame_fleet import drills, events, fleet, manifest, parts, rules, state
+from sesame_fleet import drills, events, fleet, manifest, parts, rules, runbook, state
 
 DEPLOYMENT = """
 spec:
@@ -125,7 +125,7 @@ class DrillFiguresTest(unittest.TestCase):
 
     def test_a_missed_limit_fails_the_drill(self):
         d = drills.Drill.__new__(drills.Drill)
-        d.name, d.marks, d.figures, d.limits, d.log = "surge", {}, {}, [], lambda m: None
+        d.name, d.marks, d.figures, d.limits, d.commands, d.log = "surge", {}, {}, [], [], lambda m: None
         d.limit("detected", 12.0, True, "<= 30 s")
         self.assertTrue(d.report()["passed"])
         d.limit("triage names the surge first", ["attack"], False, "['surge']")
@@ -202,3 +202,40 @@ class RulesTest(unittest.TestCase):
                 out = rules.compress(f.read(), 60)
             long_windows = [w for w in re.findall(r"\[([0-9a-z]+)\]", out) if rules.parse_ms(w) > 3 * 3_600_000 / 60 * 24]
             self.assertEqual(long_windows, [], path)
+
+
+class RunbookTest(unittest.TestCase):
+    PAGE = """
+Run `sesame triage /var/log/sesame/events.jsonl --since 1h --threshold-ms 250`,
+then `sesame plan --peak-logins RATE`; `sesame serve --slo-ms` is a setting.
+
+```sh
+sesame slowlog /var/log/mysql/slow.log --top 5   # the replica's
+kubectl -n sesame rollout undo deployment/sesame
+```
+"""
+
+    def test_the_commands_of_a_page_are_found_with_their_flags(self):
+        found = runbook.commands_in(self.PAGE)
+        self.assertEqual(found, {
+            ("triage", frozenset({"--since", "--threshold-ms"})),
+            ("plan", frozenset({"--peak-logins"})),
+            ("slowlog", frozenset({"--top"})),
+        })
+
+    def test_a_documented_command_no_drill_ran_is_reported(self):
+        documented = {("fix.md", c) for c in runbook.commands_in(self.PAGE)}
+        ran = [
+            ["/x/sesame", "triage", "a.jsonl", "b.jsonl", "--since", "2026-12-01T00:00:00Z",
+             "--threshold-ms", "250", "--json"],
+            ["/x/sesame", "plan", "--peak-logins=120", "--json"],
+        ]
+        self.assertEqual(runbook.not_run(documented, ran), ["fix.md: sesame slowlog --top"])
+        # A drill's command with fewer flags does not cover it either.
+        self.assertEqual(runbook.not_run(documented, ran + [["sesame", "slowlog", "slow.log"]]),
+                         ["fix.md: sesame slowlog --top"])
+        self.assertEqual(runbook.not_run(documented, ran + [["sesame", "slowlog", "slow.log", "--top", "3"]]), [])
+
+    def test_the_shipped_runbook_has_commands(self):
+        documented = runbook.runbook_commands(parts.ROOT)
+        self.assertIn("triage", {c[0] for _, c in documented})
