@@ -270,6 +270,17 @@ def replay_args(day):
             "--connections", "256", "--timeout", "5s"]
 
 
+def start_day(d, rate, quiet):
+    """The day's traffic at `rate` logins/s through the balancer, started
+    once none of the alerts `quiet` fires: its `sesame load` process."""
+    d.figures["day_rate"] = round(rate, 1)
+    day = day_of_traffic(d.f, rate, 600)
+    d.wait_quiet(quiet)
+    load = d.start_load(replay_args(day), "drill-day.json")
+    d.mark("day traffic starts")
+    return load
+
+
 # --- surge --------------------------------------------------------------------
 
 
@@ -377,15 +388,11 @@ def bad_deploy(d, short=True):
     f = d.f
     baseline_s, judge_timeout_s = 30, 120 if short else 240
     raw = f.capacity()
+    d.figures["raw_hashes_per_s"] = raw
     # About 30% of the fleet's capacity (which is about two thirds of the
     # raw rate here), as in the surge drill, without measuring it past
-    # saturation: the doubled hashes of the canary then fit.
-    background = 0.2 * raw
-    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
-    day = day_of_traffic(f, background, 600)
-    d.wait_quiet()
-    day_load = d.start_load(replay_args(day), "drill-day.json")
-    d.mark("day traffic starts")
+    # saturation: the canary's slower hashes then fit.
+    day_load = start_day(d, 0.2 * raw, PAGES)
     quiet = lambda m: None  # noqa: E731
     try:
         time.sleep(baseline_s)
@@ -530,14 +537,10 @@ def primary_crash(d, short=True):
     f = d.f
     baseline_s, outage_s, after_s = 20, 40 if short else 120, 60
     raw = f.capacity()
-    background = 0.2 * raw
-    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
-    day = day_of_traffic(f, background, 600)
-    d.wait_quiet(PAGES + PRIMARY_DOWN)
+    d.figures["raw_hashes_per_s"] = raw
+    day_load = start_day(d, 0.2 * raw, PAGES + PRIMARY_DOWN)
     probe = WriteProbe(f.lb, f"drill-pc{int(time.time())}-")
-    day_load = d.start_load(replay_args(day), "drill-day.json")
     probe.start()
-    d.mark("day traffic starts")
     alerts = []
     try:
         time.sleep(baseline_s)
@@ -610,6 +613,8 @@ def replicating(replica):
 
 
 REPLICA_LAG = ("SesameReplicaLagHigh",)
+# How far before the injection the drill's triage looks.
+LOOK_BACK_S = 15
 # The backup's CPU on the replica: its pod's limit, which the dump's reads
 # take, leaving the replica's own reads to wait for the next period.
 BACKUP_CPU = 0.05
@@ -669,12 +674,10 @@ def replica_lag(d, short=True):
     f = d.f
     baseline_s, incident_s = 30, 45 if short else 120
     raw = f.capacity()
-    background = 0.25 * raw
-    d.figures.update({"raw_hashes_per_s": raw, "day_rate": round(background, 1)})
-    day = day_of_traffic(f, background, 600)
-    d.wait_quiet(PAGES + REPLICA_LAG)
-    day_load = d.start_load(replay_args(day), "drill-day.json")
-    d.mark("day traffic starts")
+    d.figures["raw_hashes_per_s"] = raw
+    # A quieter day than the others' (15% of the raw rate): the incident's
+    # slow reads last seconds, and less load means less noise around them.
+    day_load = start_day(d, 0.15 * raw, PAGES + REPLICA_LAG)
     alerts, backup = [], None
     victim = f.part("replica-1")
     sesame_name = victim.address  # the `replica` label: host:port
@@ -688,7 +691,11 @@ def replica_lag(d, short=True):
             d.mark("out of rotation")
         alerts = d.wait_detected(timeout=60, names=REPLICA_LAG + PAGES)
         if alerts:
-            d.diagnose(d.marks["injected"] - baseline_s, lambda c: c["kind"] == "replica_lag" and c.get("stage") == "db",
+            # Over the minutes around the alert, as an operator looks; the
+            # slow reads last only until the lag bound takes the replica
+            # out, so a long window would mostly add the hash's own noise on
+            # shared cores.
+            d.diagnose(d.marks["injected"] - LOOK_BACK_S, lambda c: c["kind"] == "replica_lag" and c.get("stage") == "db",
                        timeout=30, threshold_ms=2000 * baseline_p50)
             # Then what holds the replica back: its slow query log, digested.
             digest = d.run_tool([f.binary, "slowlog", os.path.join(victim.extra["dir"], "slow.log"),
@@ -786,14 +793,11 @@ def stuffing(d, short=True):
     attack = WAVE_FACTOR * capacity
     per_address_per_min = 60 * attack / WAVE_ADDRESSES
     d.figures.update({"raw_hashes_per_s": raw, "capacity_logins_per_s": round(capacity, 1),
-                      "day_rate": round(background, 1), "wave_rate": round(attack, 1),
+                      "wave_rate": round(attack, 1),
                       "wave_addresses": WAVE_ADDRESSES,
                       "attempts_per_address_per_min": round(per_address_per_min, 1)})
     deny_list = parts.deny_list(State.load(f.dir))
-    day = day_of_traffic(f, background, 600)
-    d.wait_quiet(PAGES + STUFFING)
-    day_load = d.start_load(replay_args(day), "drill-day.json")
-    d.mark("day traffic starts")
+    day_load = start_day(d, background, PAGES + STUFFING)
     alerts, wave = [], None
     try:
         time.sleep(baseline_s)
