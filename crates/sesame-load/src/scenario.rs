@@ -345,6 +345,9 @@ impl Source for Listed {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::schedule::{ArrivalProcess, RateProfile};
+
     #[test]
     fn a_wave_of_hundreds_of_attackers_has_as_many_addresses() {
         let clients = attacker_clients(600);
@@ -354,9 +357,6 @@ mod tests {
         assert_eq!(clients[0].ip, "198.19.255.1");
         assert_eq!(clients[254].ip, "198.19.254.1");
     }
-
-    use super::*;
-    use crate::schedule::{ArrivalProcess, RateProfile};
 
     #[test]
     fn mix_parses_and_draws_in_proportion() {

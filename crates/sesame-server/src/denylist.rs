@@ -20,11 +20,6 @@ pub fn load(path: &Path) -> anyhow::Result<DenyList> {
     Ok(list)
 }
 
-fn record(path: &Path, list: &DenyList) {
-    metrics::gauge!("sesame_deny_list_entries").set(list.len() as f64);
-    tracing::info!(path = %path.display(), entries = list.len(), "deny list loaded");
-}
-
 /// What tells a changed file apart.
 fn version(path: &Path) -> Option<(SystemTime, u64)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -51,16 +46,13 @@ pub async fn watch(path: PathBuf, shared: SharedDenyList) {
             tracing::warn!(path = %path.display(), "deny list file is gone; keeping the last list");
             continue;
         }
-        match std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| DenyList::parse(&text).map_err(|e| e.to_string()))
-        {
+        match load(&path) {
             Ok(list) => {
-                record(&path, &list);
+                metrics::gauge!("sesame_deny_list_entries").set(list.len() as f64);
                 shared.replace(list);
             }
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "deny list not reloaded; keeping the last list")
+                tracing::warn!(error = %e, "deny list not reloaded; keeping the last list")
             }
         }
     }

@@ -165,9 +165,7 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("write {}", path.display()))?;
     }
     if let Some(path) = &args.deny_list {
-        if let Some(attack) = report.causes.iter().find(|c| !c.addresses.is_empty()) {
-            write_deny_list(path, attack)?;
-        }
+        write_deny_list(path, &report)?;
     }
     let text = if args.json {
         serde_json::to_string_pretty(&report)? + "\n"
@@ -183,10 +181,14 @@ pub fn run(args: TriageArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The attack's addresses, one per line, with where they came from; written
-/// whole to a temporary file and renamed, so that a service polling the
-/// file never reads half of it.
-fn write_deny_list(path: &std::path::Path, attack: &analyze::Cause) -> anyhow::Result<()> {
+/// The addresses of the report's first attack, one per line, with where
+/// they came from, as the block list `sesame serve --deny-list` reads;
+/// written whole to a temporary file and renamed, so that a service polling
+/// the file never reads half of it. Whether there was an attack to write.
+pub fn write_deny_list(path: &std::path::Path, report: &Report) -> anyhow::Result<bool> {
+    let Some(attack) = report.causes.iter().find(|c| !c.addresses.is_empty()) else {
+        return Ok(false);
+    };
     let mut text = format!(
         "# sesame triage, {}: {} addresses\n# {}\n",
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -199,7 +201,8 @@ fn write_deny_list(path: &std::path::Path, attack: &analyze::Cause) -> anyhow::R
     }
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text).with_context(|| format!("write {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("write {}", path.display()))
+    std::fs::rename(&partial, path).with_context(|| format!("write {}", path.display()))?;
+    Ok(true)
 }
 
 #[cfg(test)]

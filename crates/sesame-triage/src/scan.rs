@@ -123,12 +123,10 @@ impl Bucket {
 /// sends too little to stand out among the heavy hitters. Successes are
 /// counted for addresses already in it (an address that succeeded only
 /// before its first failure looks worse than it is, never better). Past
-/// [`MAX_FAILING_ADDRESSES`] new addresses are only counted.
+/// [`MAX_FAILING_ADDRESSES`] new addresses are left out.
 #[derive(Debug, Clone, Default)]
 pub struct FailingAddresses {
     pub by_ip: FxHashMap<IpAddr, AddressRecord>,
-    /// Failures of addresses that did not fit.
-    pub untracked: u64,
 }
 
 /// About 40 MB at most: a day of a large deployment's failed logins.
@@ -167,8 +165,6 @@ impl FailingAddresses {
                     last_account: account,
                 },
             );
-        } else {
-            self.untracked += 1;
         }
     }
 

@@ -510,9 +510,7 @@ fn a_distributed_attack_is_named_with_every_address_and_written_as_a_block_list(
         &scenario(Incident::DistributedAttack),
     );
     let deny_list = dir.path().join("deny.txt");
-    let mut a = args(vec![path]);
-    a.deny_list = Some(deny_list.clone());
-    let r = report(&a).unwrap();
+    let r = report(&args(vec![path])).unwrap();
     assert_change_point(&r);
     assert_eq!(causes(&r)[0], "attack", "{:?}", r.causes);
     let attack = &r.causes[0];
@@ -536,7 +534,7 @@ fn a_distributed_attack_is_named_with_every_address_and_written_as_a_block_list(
     assert!(!causes(&r).contains(&"surge"), "{:?}", r.causes);
 
     // The block list: what `sesame serve --deny-list` reads.
-    sesame_triage::run(a).unwrap();
+    assert!(sesame_triage::write_deny_list(&deny_list, &r).unwrap());
     let text = std::fs::read_to_string(&deny_list).unwrap();
     let list = sesame_domain::DenyList::parse(&text).unwrap();
     assert_eq!(list.len(), synth::WAVE_ADDRESSES);
@@ -551,8 +549,7 @@ fn no_block_list_is_written_without_an_attack() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_log(dir.path(), "events.log", &scenario(Incident::Surge));
     let deny_list = dir.path().join("deny.txt");
-    let mut a = args(vec![path]);
-    a.deny_list = Some(deny_list.clone());
-    sesame_triage::run(a).unwrap();
+    let r = report(&args(vec![path])).unwrap();
+    assert!(!sesame_triage::write_deny_list(&deny_list, &r).unwrap());
     assert!(!deny_list.exists());
 }

@@ -211,14 +211,7 @@ class Drill:
             report, took = self.triage(since, threshold_ms=threshold_ms)
             runs += 1
             first = report["causes"][0] if report["causes"] else None
-            self.figures["triage"] = {
-                "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"],
-                            **({"addresses": len(c["addresses"])} if c.get("addresses") else {})}
-                           for c in report["causes"]],
-                "first": first["summary"] if first else None,
-                "runs": runs,
-                "cpu_seconds": round(took, 2),
-            }
+            self.figures["triage"] = triage_figures(report, runs, took)
             if first is not None and names_it(first):
                 self.mark("diagnosed")
                 return report
@@ -247,6 +240,21 @@ class Drill:
             "passed": all(limit["passed"] for limit in self.limits),
         }
 
+
+
+def triage_figures(report, runs, cpu_seconds):
+    """What a drill keeps of triage's report: each cause's kind, stage and
+    group (and how many addresses an attack's has), the first one's
+    summary, how many runs it took and their CPU."""
+    first = report["causes"][0] if report["causes"] else None
+    return {
+        "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"],
+                    **({"addresses": len(c["addresses"])} if c.get("addresses") else {})}
+                   for c in report["causes"]],
+        "first": first["summary"] if first else None,
+        "runs": runs,
+        "cpu_seconds": round(cpu_seconds, 2),
+    }
 
 # --- the day's traffic --------------------------------------------------------
 
@@ -553,9 +561,7 @@ def primary_crash(d, short=True):
         # the outage on (the page, not the login log, names the primary).
         if alerts:
             report, took = d.triage(d.marks["injected"] - baseline_s)
-            d.figures["triage"] = {"causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"]} for c in report["causes"]],
-                                   "slow_logins": report.get("slow", {}).get("logins") if isinstance(report.get("slow"), dict) else None,
-                                   "cpu_seconds": round(took, 2)}
+            d.figures["triage"] = triage_figures(report, 1, took)
         time.sleep(max(0.0, d.marks["injected"] + outage_s - time.time()))
         # The fix: the primary's pod restarts on its volume.
         parts.start_mariadb(State.load(f.dir), "primary", fleet.PRIMARY_HOST, server_id=1, fresh=False)
@@ -882,12 +888,7 @@ def block_the_wave(d, since, deny_list, timeout):
         runs, cpu = runs + 1, cpu + took
         first = report["causes"][0] if report["causes"] else {}
         now = first.get("addresses", []) if first.get("kind") == "attack" else []
-        d.figures["triage"] = {
-            "causes": [{"kind": c["kind"], "stage": c["stage"], "group": c["group"],
-                        **({"addresses": len(c["addresses"])} if c.get("addresses") else {})}
-                       for c in report["causes"]],
-            "first": first.get("summary"), "runs": runs, "cpu_seconds": round(cpu, 2),
-        }
+        d.figures["triage"] = triage_figures(report, runs, cpu)
         if now and "diagnosed" not in d.marks:
             d.mark("diagnosed")
             d.mark("blocked")
