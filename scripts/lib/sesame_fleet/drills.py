@@ -563,7 +563,10 @@ def primary_crash(d, short=True):
             report, took = d.triage(d.marks["injected"] - baseline_s)
             d.figures["triage"] = triage_figures(report, 1, took)
         time.sleep(max(0.0, d.marks["injected"] + outage_s - time.time()))
-        # The fix: the primary's pod restarts on its volume.
+        # The fix: the primary's pod restarts on its volume. Writes that
+        # start while it is starting may already reach it, so the outage
+        # ends when the restart begins.
+        restart_begun = time.time()
         parts.start_mariadb(State.load(f.dir), "primary", fleet.PRIMARY_HOST, server_id=1, fresh=False)
         d.mark("primary back")
         if wait_until(lambda: probe.first_success_after(d.marks["primary back"]) is not None, timeout=30):
@@ -579,7 +582,7 @@ def primary_crash(d, short=True):
         day_load.wait(timeout=30)
     injected, back = d.marks["injected"], d.marks["primary back"]
     recovered = d.marks.get("writes recover")
-    outage_writes = probe.between(injected + 2, back)  # after two heartbeats: the primary is known down
+    outage_writes = probe.between(injected + 2, restart_begun)  # after two heartbeats: the primary is known down
     clear = [w for w in outage_writes if w["status"] == 503 and w["error"] == "unavailable"]
     slowest = max((w["end"] - w["start"] for w in outage_writes), default=None)
     d.figures.update({
