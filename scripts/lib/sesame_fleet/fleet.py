@@ -15,6 +15,8 @@ from .state import State, alive, stop
 PRIMARY_HOST = 2
 REPLICA_HOSTS = (3, 4)
 REDIS_HOST = 10
+REDIS_REPLICA_HOST = 11
+SENTINEL_HOSTS = (12, 13, 14)
 FIRST_INSTANCE_HOST = 20
 
 
@@ -29,6 +31,8 @@ PROGRAMS = {
     "mariadbd": "mariadb-server",
     "mariadb-install-db": "mariadb-server",
     "redis-server": "redis-server",
+    "redis-sentinel": "redis-sentinel",
+    "iptables": "iptables",
     "haproxy": "haproxy",
     "prometheus": "prometheus",
     "prometheus-alertmanager": "prometheus-alertmanager",
@@ -53,7 +57,10 @@ def default_binary():
     return binary
 
 
-def up(directory, instances=3, binary=None, args=(), log=print):
+def up(directory, instances=3, binary=None, args=(), log=print, semi_sync=True, sentinel=True):
+    """Starts a fleet. `semi_sync`: replication acknowledged by a replica
+    (off only for the failover checker's control run); `sentinel`: Redis
+    with a replica and three sentinels, which the instances follow."""
     missing = missing_packages()
     if missing:
         raise FleetError(f"missing programs; install them first: apt-get install {' '.join(missing)}")
@@ -71,21 +78,25 @@ def up(directory, instances=3, binary=None, args=(), log=print):
     state.binary = os.path.abspath(binary or default_binary())
     state.args = list(args)
     state.ports = {"lb": free_port(), "prometheus": free_port(), "alertmanager": free_port()}
+    state.options = {"semi_sync": semi_sync, "sentinel": sentinel}
+    state.roles = {"primary": "primary", "redis": "redis"}
     state.save()
 
     log(f"fleet {state.id}: network {state.subnet}.0/24 on {state.bridge}")
     net.make_bridge(state)
-    log("starting MariaDB primary and two replicas")
+    log(f"starting MariaDB primary and two replicas ({'semi-synchronous' if semi_sync else 'asynchronous'})")
     primary = parts.start_mariadb(state, "primary", PRIMARY_HOST, server_id=1)
     replicas = [
         parts.start_mariadb(state, f"replica-{n}", host, server_id=1 + n)
         for n, host in enumerate(REPLICA_HOSTS, start=1)
     ]
-    parts.sql(primary, "CREATE DATABASE sesame")
+    # Replicas first: with semi-sync, the primary's first commit waits for one.
     for replica in replicas:
         parts.replicate(replica, primary)
+    parts.sql(primary, "CREATE DATABASE sesame")
+    vip = parts.start_primary_vip(state)
     migrate = subprocess.run(
-        [state.binary, "migrate", "--database", parts.mysql_url(primary)], capture_output=True, text=True
+        [state.binary, "migrate", "--database", parts.mysql_url(vip)], capture_output=True, text=True
     )
     if migrate.returncode != 0:
         raise FleetError(f"sesame migrate: {migrate.stderr.strip()}")
@@ -94,8 +105,19 @@ def up(directory, instances=3, binary=None, args=(), log=print):
             f"{replica.name} has the schema",
             lambda r=replica: parts.sql(r, "SELECT COUNT(*) FROM sesame.heartbeat").strip() == "1",
         )
-    log("starting Redis")
-    parts.start_redis(state, host=REDIS_HOST)
+    if sentinel:
+        log("starting Redis: a master, a replica and three sentinels")
+        master = parts.start_redis(state, host=REDIS_HOST)
+        parts.start_redis(state, "redis-replica", REDIS_REPLICA_HOST, replicaof=master)
+        for n, host in enumerate(SENTINEL_HOSTS, start=1):
+            parts.start_sentinel(state, f"sentinel-{n}", host, master)
+        wait_for(
+            "the sentinels know the replica",
+            lambda: parts.redis_cli(master, "INFO", "replication").count("state=online") == 1,
+        )
+    else:
+        log("starting Redis")
+        parts.start_redis(state, host=REDIS_HOST)
     workers = parts.hash_workers(spec, instances)
     log(
         f"starting {instances} sesame instances ({spec.cpus:g} CPU limit, {workers} hash workers each; "
@@ -158,13 +180,17 @@ def describe(state, health=False):
         "prometheus": f"http://127.0.0.1:{state.ports.get('prometheus')}",
         "alertmanager": f"http://127.0.0.1:{state.ports.get('alertmanager')}",
         "instances": instances,
-        "primary": mysql(p["primary"]) if "primary" in p else None,
-        "replicas": [mysql(r) for r in state.of_kind("mariadb") if r.name != "primary"],
-        "redis": {"url": f"redis://{p['redis'].address}", "pid": p["redis"].pid} if "redis" in p else None,
+        "primary": mysql(state.primary) if "primary" in p else None,
+        "primary_address": parts.mysql_url(p["primary-vip"]) if "primary-vip" in p else None,
+        "replicas": [mysql(r) for r in state.replicas] if "primary" in p else [],
+        "redis": {"url": f"redis://{state.redis_master.address}", "name": state.redis_master.name,
+                  "pid": state.redis_master.pid} if "redis" in p else None,
+        "cache_url": parts.cache_url(state) if "redis" in p else None,
+        "options": state.options,
         "dir": state.dir,
     }
     if health:
-        out["redis"]["up"] = alive(p["redis"])
+        out["redis"]["up"] = alive(state.redis_master)
         for name in ("haproxy", "prometheus", "alertmanager"):
             out[f"{name}_up"] = name in p and alive(p[name])
         out["lb_ready"] = http_get(f"{out['lb']}/readyz", timeout=1)[0] == 200
@@ -315,7 +341,7 @@ def down(directory, log=print):
     stopped = 0
     # Front to back: nothing sends new work to a server that is going; the
     # supervisor first, so that it restarts nothing.
-    order = ["supervisor", "haproxy", "prometheus", "alertmanager", "sesame", "redis", "mariadb"]
+    order = ["supervisor", "haproxy", "prometheus", "alertmanager", "sesame", "sentinel", "redis", "mariadb"]
     for kind in order + sorted({p.kind for p in state.parts.values()} - set(order)):
         for part in state.of_kind(kind):
             if alive(part):

@@ -137,8 +137,38 @@ def sql_row(part, statement, timeout=5):
     return dict(zip(lines[0].split("\t"), lines[1].split("\t"))) if len(lines) > 1 else {}
 
 
-def start_mariadb(state, name, host, server_id, fresh=True):
-    """A mariadbd in namespace `name`, listening on SUBNET.host:3306."""
+# Semi-synchronous replication (MariaDB's built-in): a commit on the
+# primary is acknowledged to its client only once a replica has it in its
+# relay log, and other clients see it only then (AFTER_SYNC). No fallback to
+# asynchronous: the timeout is a day, so a write no replica acknowledges
+# waits; sesame gives up on it at its deadline and answers 503
+# `unavailable` (the write may still commit later, as after any 503 once
+# sent), and its heartbeat finds the primary down, so later writes are
+# refused at once. Falling back would acknowledge writes a promoted replica
+# lacks: an old password that works again.
+SEMI_SYNC_TIMEOUT_MS = 24 * 3600 * 1000
+
+
+def semi_sync_flags(state, primary):
+    if not state.options.get("semi_sync"):
+        return []
+    flags = ["--rpl-semi-sync-slave-enabled=ON"]
+    if primary:
+        flags += [
+            "--rpl-semi-sync-master-enabled=ON",
+            f"--rpl-semi-sync-master-timeout={SEMI_SYNC_TIMEOUT_MS}",
+            "--rpl-semi-sync-master-wait-point=AFTER_SYNC",
+            "--rpl-semi-sync-master-wait-no-slave=ON",
+        ]
+    return flags
+
+
+def start_mariadb(state, name, host, server_id, fresh=True, primary=None):
+    """A mariadbd in namespace `name`, listening on SUBNET.host:3306.
+    `primary`: whether it starts as the primary (default: whether it holds
+    the role now)."""
+    if primary is None:
+        primary = state.roles.get("primary", "primary") == name
     data = os.path.join(state.dir, name)
     if fresh:
         shutil.rmtree(data, ignore_errors=True)
@@ -168,7 +198,8 @@ def start_mariadb(state, name, host, server_id, fresh=True):
             f"--slow-query-log-file={data}/slow.log",
             "--long-query-time=0.1",
         ]
-        + MARIADB_TUNING,
+        + MARIADB_TUNING
+        + semi_sync_flags(state, primary),
         log=os.path.join(data, "stdout.log"),
         extra={"dir": data, "server_id": server_id, "host": host},
     )
@@ -198,10 +229,93 @@ def mysql_url(part, schema="sesame"):
     return f"mysql://root@{part.address}/{schema}"
 
 
+# --- the primary's address: a TCP proxy that a promotion moves --------------
+
+PRIMARY_VIP_HOST = 5
+
+
+def primary_vip_config(state):
+    """HAProxy in TCP mode in a namespace of its own: the fleet's primary
+    address, as a deployment's VIP or proxy is. One server line per
+    MariaDB, only the primary's in service; `move_primary_vip` changes
+    which."""
+    servers = "".join(
+        f"    server {p.name} {p.address}" + ("" if p.name == state.primary.name else " disabled") + "\n"
+        for p in state.of_kind("mariadb")
+    )
+    path = os.path.join(state.dir, "primary-vip.cfg")
+    with open(path, "w") as f:
+        f.write(
+            "global\n"
+            f"    stats socket {state.dir}/primary-vip.sock mode 600 level admin\n"
+            "defaults\n"
+            "    mode tcp\n"
+            "    timeout connect 1s\n"
+            "    timeout client 1h\n"
+            "    timeout server 1h\n"
+            "listen primary\n"
+            f"    bind {state.ip(PRIMARY_VIP_HOST)}:3306\n" + servers
+        )
+    return path
+
+
+def start_primary_vip(state):
+    config = primary_vip_config(state)
+    old = state.parts.get("primary-vip")
+    ns = old.ns if old else net.make_namespace(state, "primary-vip", PRIMARY_VIP_HOST)
+    part = Part(
+        name="primary-vip",
+        kind="haproxy",
+        ns=ns,
+        ip=state.ip(PRIMARY_VIP_HOST),
+        port=3306,
+        argv=["haproxy", "-db", "-f", config],
+        log=os.path.join(state.dir, "primary-vip.log"),
+        extra={"socket": os.path.join(state.dir, "primary-vip.sock")},
+    )
+    spawn(state, part)
+    wait_for("the primary address answers", lambda: sql_via(state, part, "SELECT 1"), part=part)
+    return part
+
+
+def sql_via(state, part, statement, timeout=5):
+    """SQL over TCP to `part`'s address (from the primary's namespace, which
+    can reach every address in the fleet)."""
+    r = subprocess.run(
+        ["ip", "netns", "exec", state.primary.ns, "mariadb", "-h", part.ip, "-P", str(part.port), "-uroot",
+         "-N", "-B", f"--connect-timeout={timeout}", "-e", statement],
+        capture_output=True, text=True, timeout=timeout + 5,
+    )
+    if r.returncode != 0:
+        raise FleetError(f"{part.name}: {statement[:60]}: {r.stderr.strip()}")
+    return r.stdout
+
+
+def move_primary_vip(state, to):
+    """Sends new connections to MariaDB `to` and cuts the ones to every
+    other server, so no client keeps writing to a former primary."""
+    vip_command(state, f"set server primary/{to} state ready")
+    for p in state.of_kind("mariadb"):
+        if p.name != to:
+            vip_command(state, f"set server primary/{p.name} state maint")
+            vip_command(state, f"shutdown sessions server primary/{p.name}")
+
+
+def vip_command(state, command):
+    text = haproxy_command(state, command, sock=state.parts["primary-vip"].extra["socket"]).strip()
+    if text:
+        raise FleetError(f"primary-vip: {command}: {text}")
+
+
 # --- Redis ------------------------------------------------------------------
 
 
-def start_redis(state, name="redis", host=10):
+SENTINEL_PORT = 26379
+SENTINEL_SERVICE = "sesame"
+
+
+def start_redis(state, name="redis", host=10, replicaof=None):
+    """A Redis server; a replica of `replicaof` (a Part) if given."""
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
     old = state.parts.get(name)
@@ -229,28 +343,86 @@ def start_redis(state, name="redis", host=10):
             "everysec",
             "--protected-mode",
             "no",
-        ],
+        ]
+        + (["--replicaof", replicaof.ip, str(replicaof.port)] if replicaof else []),
         log=os.path.join(data, "redis.log"),
         extra={"dir": data, "host": host},
     )
     spawn(state, part)
-    wait_for(
-        "redis answering",
-        lambda: subprocess.run(
-            ["redis-cli", "-h", part.ip, "-p", "6379", "ping"], capture_output=True, text=True
-        ).stdout.strip()
-        == "PONG",
-        part=part,
-    )
+    wait_for("redis answering", lambda: redis_cli(part, "PING") == "PONG", part=part)
     return part
+
+
+def redis_cli(part, *command, port=None):
+    """One command to a Redis (or Sentinel) of the fleet; its answer's text."""
+    r = subprocess.run(
+        ["redis-cli", "-h", part.ip, "-p", str(port or part.port), *command],
+        capture_output=True, text=True, timeout=5,
+    )
+    return r.stdout.strip()
+
+
+def start_sentinel(state, name, host, master):
+    """A Redis Sentinel watching `master` (quorum 2 of the fleet's three),
+    declaring it down after a second without an answer."""
+    data = os.path.join(state.dir, name)
+    os.makedirs(data, exist_ok=True)
+    config = os.path.join(data, "sentinel.conf")
+    if not os.path.exists(config):  # Sentinel rewrites its own file
+        with open(config, "w") as f:
+            f.write(
+                f"bind {state.ip(host)}\nport {SENTINEL_PORT}\ndir {data}\nprotected-mode no\n"
+                f"sentinel monitor {SENTINEL_SERVICE} {master.ip} {master.port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
+                f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n"
+            )
+    old = state.parts.get(name)
+    ns = old.ns if old else net.make_namespace(state, name, host)
+    part = Part(
+        name=name,
+        kind="sentinel",
+        ns=ns,
+        ip=state.ip(host),
+        port=SENTINEL_PORT,
+        argv=["redis-sentinel", config],
+        log=os.path.join(data, "sentinel.log"),
+        extra={"dir": data, "host": host},
+    )
+    spawn(state, part)
+    wait_for(f"{name} answering", lambda: redis_cli(part, "PING") == "PONG", part=part)
+    return part
+
+
+def sentinel_master(state):
+    """The master's address as the sentinels' majority names it, or None."""
+    votes = {}
+    for s in state.of_kind("sentinel"):
+        if alive(s):
+            answer = redis_cli(s, "SENTINEL", "get-master-addr-by-name", SENTINEL_SERVICE).split()
+            if len(answer) == 2:
+                votes[tuple(answer)] = votes.get(tuple(answer), 0) + 1
+    best = max(votes.items(), key=lambda kv: kv[1], default=(None, 0))
+    return f"{best[0][0]}:{best[0][1]}" if best[1] >= 2 else None
+
+
+def cache_url(state):
+    """What the instances get as `--cache`: the sentinels when the fleet
+    has them (sesame then follows a failover), else the one Redis."""
+    sentinels = state.of_kind("sentinel")
+    if sentinels:
+        hosts = ",".join(s.address for s in sentinels)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}"
+    return f"redis://{state.redis_master.address}"
 
 
 # --- sesame -----------------------------------------------------------------
 
 
 def sesame_argv(state, part, binary, args):
-    primary = state.parts["primary"]
-    replicas = state.of_kind("mariadb")[1:]
+    # The primary through its address (which a promotion moves); replicas
+    # by their own.
+    primary = state.parts.get("primary-vip") or state.primary
     argv = [
         binary,
         "serve",
@@ -259,7 +431,7 @@ def sesame_argv(state, part, binary, args):
         "--database",
         mysql_url(primary),
         "--cache",
-        f"redis://{state.parts['redis'].address}",
+        cache_url(state),
         "--instance",
         part.name,
         "--event-log",
@@ -278,7 +450,7 @@ def sesame_argv(state, part, binary, args):
         "--deny-list",
         deny_list(state),
     ]
-    for r in replicas:
+    for r in state.replicas:
         argv += ["--replica", mysql_url(r)]
     return argv + list(args)
 
@@ -399,13 +571,14 @@ def start_haproxy(state, spec):
     return part
 
 
-def haproxy_command(state, command):
-    """One command on HAProxy's runtime API."""
+def haproxy_command(state, command, sock=None):
+    """One command on HAProxy's runtime API (the balancer's, or the one at
+    `sock`)."""
     import socket
 
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
-        s.connect(os.path.join(state.dir, "haproxy.sock"))
+        s.connect(sock or os.path.join(state.dir, "haproxy.sock"))
         s.sendall(command.encode() + b"\n")
         out = b""
         while chunk := s.recv(65536):

@@ -60,6 +60,11 @@ class State:
     links: list = field(default_factory=list)
     cgroups: list = field(default_factory=list)
     ports: dict = field(default_factory=dict)  # lb, prometheus, alertmanager
+    # Which server holds a role now: failovers move them ("primary": the
+    # MariaDB the primary address leads to, "redis": the Redis master).
+    roles: dict = field(default_factory=dict)
+    # How the fleet was made: {"semi_sync": bool, "sentinel": bool}.
+    options: dict = field(default_factory=dict)
 
     @classmethod
     def new(cls, directory):
@@ -110,6 +115,21 @@ class State:
         """The bridge's address on the host: where the host-side parts
         (HAProxy, Prometheus) reach the namespaces from."""
         return self.ip(1)
+
+    @property
+    def primary(self):
+        """The MariaDB that is the primary now."""
+        return self.parts[self.roles.get("primary", "primary")]
+
+    @property
+    def replicas(self):
+        """Every other MariaDB that runs or is meant to (a server killed for
+        good is not one)."""
+        return [p for p in self.of_kind("mariadb") if p.name != self.primary.name and not p.extra.get("dead")]
+
+    @property
+    def redis_master(self):
+        return self.parts[self.roles.get("redis", "redis")]
 
     def of_kind(self, kind):
         return sorted(
