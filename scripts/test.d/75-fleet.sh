@@ -5,7 +5,8 @@
 # overload at the balancer, observability as one; then two incident drills
 # (issue 15) on a fleet of their own: the shortest (primary-crash) and the
 # surge. The others run on demand (`scripts/fleet drill all`). Installs HAProxy,
-# Prometheus, Alertmanager and iptables from Debian's packages when missing.
+# Prometheus, Alertmanager, iptables and Redis Sentinel from Debian's
+# packages when missing.
 # Traffic stays on loopback and inside the namespaces the fleet makes; the
 # fleet is taken down at the end, also on failure.
 #   bash scripts/test.d/75-fleet.sh
@@ -16,14 +17,8 @@ say() { echo "fleet: $*"; }
 die() { echo "fleet: FAIL: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, cgroups)"
-missing=()
-command -v haproxy >/dev/null || missing+=(haproxy)
-command -v prometheus >/dev/null || missing+=(prometheus)
-command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
-command -v iptables >/dev/null || missing+=(iptables)
-if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]}"
-  if [ -z "${SESAME_APT_UPDATED:-}" ]; then apt-get update -qq; export SESAME_APT_UPDATED=1; fi
+. scripts/lib/fleet-packages.sh
+fleet_packages
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
