@@ -465,13 +465,13 @@ class _Checker:
             before = [a for a in self.acked[user] if a.end < op.start]
             if ever and before:
                 last = max(before, key=lambda a: (a.end, a.id))
-                report(2, f"old password accepted: {_describe(op)} tried "
-                       f"{op.password!r}, no longer current since "
+                report(2, f"old password accepted: {_describe(op)} with "
+                       f"a password no longer current since "
                        f"{_describe(last)}", [op, last])
             else:
                 reg = next((r for r in regs if r.ok), regs[0])
                 report(2, f"password never valid accepted: {_describe(op)} "
-                       f"tried {op.password!r}, never current by "
+                       f"with a password never current by "
                        f"{op.start:.3f} (registration {reg.id})", [op, reg])
         elif op.status != 0 and (op.status, op.error) not in self.documented \
                 and self.certain(user, op.password, op):
