@@ -1,8 +1,9 @@
 //! Storage adapters behind the domain's [`UserStore`] and [`SessionStore`]
 //! ports. The backend is chosen by URL: `sqlite:` (the embedded default) or
 //! `mysql://` / `mariadb://` (a primary, with `replicas` for login lookups);
-//! `cache_url` (`redis://`) moves sessions, recent-write markers and
-//! rate-limit state into Redis so that many instances share them.
+//! `cache_url` (`redis://`, or `redis+sentinel://` for Redis behind
+//! Sentinel) moves sessions, recent-write markers and rate-limit state into
+//! Redis so that many instances share them.
 //! The book's "Production storage" chapter tells what each operation does when a server fails.
 
 mod cache;
@@ -11,6 +12,7 @@ pub mod markers;
 pub mod mysql;
 mod query_metrics;
 pub mod ratelimit;
+pub mod redis_sentinel;
 pub mod redis_store;
 pub mod revocations;
 mod sql;
@@ -50,9 +52,15 @@ pub struct StorageConfig {
     pub database_url: String,
     /// Read replicas of a MySQL primary (`mysql://...`), for login lookups.
     pub replicas: Vec<String>,
-    /// `redis://host:port[/db]`: sessions, recent-write markers and
-    /// rate-limit state shared by all instances.
+    /// `redis://host:port[/db]`, or
+    /// `redis+sentinel://[user:pass@]host:port[,host:port...]/service[/db]`:
+    /// sessions, recent-write markers and rate-limit state shared by all
+    /// instances.
     pub cache_url: Option<String>,
+    /// How many Redis replicas must acknowledge (`WAIT`) a session
+    /// revocation or a recent-write marker's commit before it is reported
+    /// done. `None`: 1 with `redis+sentinel://`, 0 with `redis://`.
+    pub cache_replica_acks: Option<u32>,
     /// A replica further behind the primary than this is not read from.
     pub max_replica_lag: Duration,
     /// Live sessions kept in process memory in front of the database
@@ -76,6 +84,7 @@ impl Default for StorageConfig {
             database_url: "sqlite:sesame.db".into(),
             replicas: Vec::new(),
             cache_url: None,
+            cache_replica_acks: None,
             max_replica_lag: Duration::from_secs(5),
             session_cache_capacity: 100_000,
             cache_namespace: "sesame".into(),
@@ -153,10 +162,11 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
     }
     let redis = match &config.cache_url {
         Some(url) => Some(
-            RedisConn::connect(
+            RedisConn::connect_with_acks(
                 url,
                 &config.cache_namespace,
                 config.timeout.min(Duration::from_millis(500)),
+                config.cache_replica_acks,
             )
             .await
             .map_err(|e| match e {
@@ -255,6 +265,10 @@ mod tests {
         assert_eq!(
             redact_url("redis://:pw@cache:6379/0"),
             "redis://:***@cache:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis+sentinel://app:s3cret@10.0.0.11:26379,10.0.0.12:26379/sesame/1"),
+            "redis+sentinel://app:***@10.0.0.11:26379,10.0.0.12:26379/sesame/1"
         );
         assert_eq!(redact_url("mysql://root@db/x"), "mysql://root@db/x");
         assert_eq!(redact_url("sqlite:sesame.db"), "sqlite:sesame.db");

@@ -33,6 +33,14 @@ pub trait RecentWrites: Send + Sync + 'static {
     /// The marker of this user, if a write is recent: its commit time in ms,
     /// or [`PENDING`].
     async fn get(&self, user: &str) -> Result<Option<i64>, StoreError>;
+    /// Whether a write whose `commit` failed must be reported failed. True
+    /// when markers live in a Redis whose failover could lose a marker not
+    /// yet on a replica (`--cache-replica-acks` above 0): the write is then
+    /// not acknowledged, rather than leave a replica without it free to
+    /// answer for the user.
+    fn commit_required(&self) -> bool {
+        false
+    }
 }
 
 /// Markers in this process's memory.

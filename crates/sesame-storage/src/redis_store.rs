@@ -1,5 +1,6 @@
-//! Redis (`--cache redis://...`): sessions, recent-write markers and
-//! rate-limit state shared by every sesame instance.
+//! Redis (`--cache redis://...` or `redis+sentinel://...`): sessions,
+//! recent-write markers and rate-limit state shared by every sesame
+//! instance.
 //!
 //! Keys (all under a namespace, `sesame` by default):
 //! - `{ns}:s:{sha256 hex}` one session, expiring with it; the token itself is
@@ -11,14 +12,25 @@
 //!
 //! Every command has a deadline: when Redis is down or hung, the caller gets
 //! `StoreError::Unavailable` within it (sessions fail closed: 503), and the
-//! connection manager reconnects by itself when Redis returns.
+//! connection manager reconnects by itself when Redis returns. Behind
+//! Sentinel the master is looked up again after a failover (see
+//! `redis_sentinel`).
+//!
+//! With replica acknowledgements (`--cache-replica-acks N`, the default 1
+//! behind Sentinel), the writes whose loss in a failover would break a
+//! promise (revocations, and the recent-write marker's commit and abort) are
+//! followed by `WAIT N` in the same round trip, and fail with `Unavailable`
+//! unless N replicas have them.
 
 use crate::markers::{RecentWrites, PENDING};
+use crate::redis_sentinel::{is_sentinel_url, SentinelMaster, SentinelUrl};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::Script;
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 use sesame_domain::{Session, SessionStore, StoreError, TokenHash};
 use std::future::Future;
 use std::sync::Arc;
@@ -28,33 +40,118 @@ use std::time::Duration;
 /// deadline per command.
 #[derive(Clone)]
 pub struct RedisConn {
-    conn: ConnectionManager,
+    backend: Backend,
     namespace: Arc<str>,
     timeout: Duration,
+    replica_acks: u32,
 }
 
+#[derive(Clone)]
+enum Backend {
+    /// `redis://` or `rediss://`: one server.
+    Direct(ConnectionManager),
+    /// `redis+sentinel://`: the master the sentinels name.
+    Sentinel(SentinelMaster),
+}
+
+/// The connection one command runs on: to the one server, or to the
+/// current master behind Sentinel.
+#[derive(Clone)]
+pub struct Connection(Conn);
+
+#[derive(Clone)]
+enum Conn {
+    Direct(ConnectionManager),
+    Sentinel(MultiplexedConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match &mut self.0 {
+            Conn::Direct(c) => c.req_packed_command(cmd),
+            Conn::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match &mut self.0 {
+            Conn::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.0 {
+            Conn::Direct(c) => c.get_db(),
+            Conn::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// How long connecting behind Sentinel may take at start: the first lookup
+/// of the master goes to the sentinels, then to the master.
+const SENTINEL_START: Duration = Duration::from_secs(5);
+
 impl RedisConn {
-    /// Connects to `redis://...` (or `rediss://`). Fails if Redis cannot be
-    /// reached now, so that a wrong URL is found at start.
+    /// Connects to `redis://...` (or `rediss://`), or to the master named
+    /// by the sentinels of `redis+sentinel://...`, with the default replica
+    /// acknowledgements of that URL (see [`RedisConn::connect_with_acks`]).
     pub async fn connect(
         url: &str,
         namespace: &str,
         timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Other(format!("Redis client: {e}")))?;
+        Self::connect_with_acks(url, namespace, timeout, None).await
+    }
+
+    /// Connects to Redis. Fails if Redis cannot be reached now, so that a
+    /// wrong URL is found at start. `replica_acks`: how many replicas must
+    /// acknowledge a revocation or a marker's commit before it counts
+    /// (`WAIT`); `None` is 1 behind Sentinel, 0 for a plain `redis://`.
+    pub async fn connect_with_acks(
+        url: &str,
+        namespace: &str,
+        timeout: Duration,
+        replica_acks: Option<u32>,
+    ) -> Result<Self, StoreError> {
+        let (backend, default_acks) = if is_sentinel_url(url) {
+            let parsed = SentinelUrl::parse(url).map_err(StoreError::Other)?;
+            let master = SentinelMaster::start(&parsed, timeout).map_err(StoreError::Other)?;
+            // The first lookup may take longer than one command's deadline.
+            if tokio::time::timeout(SENTINEL_START, master.connection())
+                .await
+                .is_err()
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "no Redis master from the Sentinels of {} within {SENTINEL_START:?}: {}",
+                    crate::redact_url(url),
+                    master.unavailable_reason().unwrap_or_default()
+                )));
+            }
+            (Backend::Sentinel(master), 1)
+        } else {
+            let client = redis::Client::open(url)
+                .map_err(|e| StoreError::Other(format!("bad Redis URL: {e}")))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(200));
+            let conn = ConnectionManager::new_lazy_with_config(client, config)
+                .map_err(|e| StoreError::Other(format!("Redis client: {e}")))?;
+            (Backend::Direct(conn), 0)
+        };
         let this = Self {
-            conn,
+            backend,
             namespace: namespace.into(),
             timeout,
+            replica_acks: replica_acks.unwrap_or(default_acks),
         };
         this.ping().await?;
         Ok(this)
@@ -68,22 +165,56 @@ impl RedisConn {
         &self.namespace
     }
 
-    /// Runs one command (or script) against Redis within the deadline.
+    /// How many replicas must acknowledge a revocation or a marker's commit.
+    pub fn replica_acks(&self) -> u32 {
+        self.replica_acks
+    }
+
+    /// Runs one command (or script, or pipeline) against Redis within the
+    /// deadline. Behind Sentinel, a failure that says the master is gone or
+    /// demoted makes the next command look the master up again.
     pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        match tokio::time::timeout(self.timeout, f(self.conn.clone())).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (conn, generation) = match &self.backend {
+            Backend::Direct(c) => (Conn::Direct(c.clone()), None),
+            Backend::Sentinel(master) => {
+                match tokio::time::timeout_at(deadline, master.connection()).await {
+                    Ok((generation, c)) => (Conn::Sentinel(c), Some(generation)),
+                    Err(_) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "session store (Redis, Sentinel service {}) has no master now: {}",
+                            master.service(),
+                            master.unavailable_reason().unwrap_or_default()
+                        )))
+                    }
+                }
+            }
+        };
+        let retire = |why: &str| {
+            if let (Backend::Sentinel(master), Some(generation)) = (&self.backend, generation) {
+                master.retire(generation, why);
+            }
+        };
+        match tokio::time::timeout_at(deadline, f(Connection(conn))).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if is_unavailable(&e) => Err(StoreError::Unavailable(format!(
-                "session store (Redis) unavailable: {e}"
-            ))),
+            Ok(Err(e)) if is_unavailable(&e) => {
+                retire(&e.to_string());
+                Err(StoreError::Unavailable(format!(
+                    "session store (Redis) unavailable: {e}"
+                )))
+            }
             Ok(Err(e)) => Err(StoreError::Other(format!("Redis: {e}"))),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "session store (Redis) did not answer within {:?}",
-                self.timeout
-            ))),
+            Err(_) => {
+                retire("no answer within the deadline");
+                Err(StoreError::Unavailable(format!(
+                    "session store (Redis) did not answer within {:?}",
+                    self.timeout
+                )))
+            }
         }
     }
 
@@ -94,6 +225,43 @@ impl RedisConn {
     ) -> Result<T, StoreError> {
         self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
             .await
+    }
+
+    /// Runs `write` and, with replica acknowledgements configured, `WAIT`
+    /// for them in the same round trip on the same connection (`WAIT`
+    /// counts the writes this connection made before it). Fewer replicas
+    /// than asked for within half the deadline is `Unavailable`: the write
+    /// may exist on the master, but it is not acknowledged, since a
+    /// failover could lose it. `what` names the write in that error.
+    pub async fn run_acknowledged<T>(&self, what: &str, write: Cmd) -> Result<T, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
+        let acks = self.replica_acks;
+        if acks == 0 {
+            return self
+                .run(|mut c| async move { write.query_async(&mut c).await })
+                .await;
+        }
+        let wait_ms = (self.timeout / 2).as_millis().max(1) as u64;
+        let (value, acked): (T, i64) = self
+            .run(|mut c| async move {
+                redis::pipe()
+                    .add_command(write)
+                    .cmd("WAIT")
+                    .arg(acks)
+                    .arg(wait_ms)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        if acked < i64::from(acks) {
+            return Err(StoreError::Unavailable(format!(
+                "{what} not acknowledged by a Redis replica ({acked} of {acks} within {wait_ms} ms); \
+                 it may be on the master only, so it is not reported done"
+            )));
+        }
+        Ok(value)
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -119,11 +287,18 @@ fn is_unavailable(e: &redis::RedisError) -> bool {
         )
 }
 
+/// `EVAL` of `script` with its keys and arguments: a script that can go in
+/// a pipeline (before `WAIT`), where `EVALSHA`'s fallback cannot.
+fn eval(script: &str, keys: &[&str], args: &[&str]) -> Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys).arg(args);
+    cmd
+}
+
 /// Sessions in Redis: shared by every instance, expiring by themselves.
 pub struct RedisSessions {
     redis: RedisConn,
     create: Script,
-    revoke_all: Script,
 }
 
 // KEYS: session key, user set; ARGV: value, expires_at ms, token hex, now ms.
@@ -153,7 +328,6 @@ impl RedisSessions {
         Self {
             redis,
             create: Script::new(CREATE_SESSION),
-            revoke_all: Script::new(REVOKE_ALL),
         }
     }
 
@@ -227,19 +401,26 @@ impl SessionStore for RedisSessions {
             .filter(|s| s.is_live(now)))
     }
 
+    /// With replica acknowledgements, answers only once a replica has the
+    /// deletion: a logout a failover could undo is not reported done.
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
-        let key = self.session_key(token_hash);
+        let mut del = redis::cmd("DEL");
+        del.arg(self.session_key(token_hash));
         self.redis
-            .run(|mut c| async move { redis::cmd("DEL").arg(key).query_async::<i64>(&mut c).await })
+            .run_acknowledged::<i64>("the session's revocation was", del)
             .await
             .map(|_| ())
     }
 
+    /// Acknowledged by replicas as [`revoke`](Self::revoke) is.
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
         let user_key = self.user_key(user_id);
         let prefix = self.redis.key("s", "");
-        let mut revoked = self.revoke_all.key(user_key);
-        let n: i64 = self.redis.invoke(revoked.arg(prefix)).await?;
+        let script = eval(REVOKE_ALL, &[&user_key], &[&prefix]);
+        let n: i64 = self
+            .redis
+            .run_acknowledged("the revocation of the user's sessions was", script)
+            .await?;
         Ok(n.max(0) as u64)
     }
 
@@ -252,7 +433,6 @@ impl SessionStore for RedisSessions {
 pub struct RedisWrites {
     redis: RedisConn,
     ttl: Duration,
-    abort: Script,
 }
 
 // KEYS: marker; ARGV: pending value, previous value ('' for none), ttl ms.
@@ -269,50 +449,60 @@ return 1
 
 impl RedisWrites {
     pub fn new(redis: RedisConn, ttl: Duration) -> Self {
-        Self {
-            redis,
-            ttl,
-            abort: Script::new(ABORT_MARKER),
-        }
+        Self { redis, ttl }
     }
 
-    /// Sets `user`'s marker to `value` for the marker TTL, answering the
+    /// `SET` of `user`'s marker to `value` for the marker TTL, answering the
     /// one it replaced.
-    async fn set(&self, user: &str, value: i64) -> Result<Option<i64>, StoreError> {
-        let key = self.redis.key("w", user);
-        let ttl = self.ttl.as_millis() as u64;
-        self.redis
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(key)
-                    .arg(value)
-                    .arg("PX")
-                    .arg(ttl)
-                    .arg("GET")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await
+    fn set(&self, user: &str, value: i64) -> Cmd {
+        let mut set = redis::cmd("SET");
+        set.arg(self.redis.key("w", user))
+            .arg(value)
+            .arg("PX")
+            .arg(self.ttl.as_millis() as u64)
+            .arg("GET");
+        set
     }
 }
 
 #[async_trait]
 impl RecentWrites for RedisWrites {
+    /// Not acknowledged by replicas: a PENDING marker lost in a failover
+    /// only matters if the write then succeeds, and its `commit` is.
     async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError> {
-        self.set(user, PENDING).await
+        let set = self.set(user, PENDING);
+        self.redis
+            .run(|mut c| async move { set.query_async(&mut c).await })
+            .await
     }
 
     async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError> {
         let key = self.redis.key("w", user);
         let previous = previous.map(|v| v.to_string()).unwrap_or_default();
-        let ttl = self.ttl.as_millis() as u64;
-        let mut put_back = self.abort.key(key);
-        put_back.arg(PENDING).arg(previous).arg(ttl);
-        self.redis.invoke::<i64>(&put_back).await.map(|_| ())
+        let ttl = (self.ttl.as_millis() as u64).to_string();
+        let put_back = eval(
+            ABORT_MARKER,
+            &[&key],
+            &[&PENDING.to_string(), &previous, &ttl],
+        );
+        self.redis
+            .run_acknowledged::<i64>("putting the recent-write marker back was", put_back)
+            .await
+            .map(|_| ())
     }
 
     async fn commit(&self, user: &str, committed_at_ms: i64) -> Result<(), StoreError> {
-        self.set(user, committed_at_ms).await.map(|_| ())
+        self.redis
+            .run_acknowledged::<Option<i64>>(
+                "the recent-write marker was",
+                self.set(user, committed_at_ms),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    fn commit_required(&self) -> bool {
+        self.redis.replica_acks() > 0
     }
 
     async fn get(&self, user: &str) -> Result<Option<i64>, StoreError> {

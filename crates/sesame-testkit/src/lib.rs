@@ -4,7 +4,9 @@
 //! - real servers, no mocks: [`mariadb`] starts MariaDB primaries and
 //!   replicas from the installed server binaries (a replica can lag by
 //!   `MASTER_DELAY`); [`redis`] finds or starts the Redis on
-//!   127.0.0.1:6379, or starts a private one for outage tests. A watchdog
+//!   127.0.0.1:6379, or starts a private one for outage tests, or a master,
+//!   a replica and three sentinels ([`RedisSentinels`]) for failover
+//!   tests. A watchdog
 //!   removes every server this test binary started once it exits;
 //! - [`require!`]: a test whose servers cannot start is skipped with a
 //!   message, or fails under `CI=true`;
@@ -34,7 +36,7 @@ mod server;
 pub use backend::{mysql_config, mysql_settings, Backend, Database, MySqlStack};
 pub use mariadb::{MariaDb, Topology, LAG_S};
 pub use process::{free_port, sesame_binary};
-pub use redis::PrivateRedis;
+pub use redis::{PrivateRedis, RedisNode, RedisSentinels};
 #[cfg(feature = "server")]
 pub use served::Served;
 #[cfg(feature = "server")]

@@ -151,6 +151,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(
             listen = %listener.local_addr()?,
             database = %args.storage.database_display(),
+            cache = args.storage.cache_display(),
             hash = %params,
             hash_workers = workers,
             "sesame is serving"

@@ -15,10 +15,18 @@ pub struct StorageArgs {
     /// repeat the flag, or comma-separate in the environment variable.
     #[arg(long = "replica", env = "SESAME_REPLICA_URLS", value_delimiter = ',')]
     pub replicas: Vec<String>,
-    /// Redis URL (`redis://HOST:PORT[/DB]`): sessions, rate limits and
-    /// recent-write markers shared by all instances.
+    /// Redis URL (`redis://HOST:PORT[/DB]`), or Redis behind Sentinel
+    /// (`redis+sentinel://[USER:PASS@]HOST:PORT[,HOST:PORT...]/SERVICE_NAME[/DB]`,
+    /// the sentinels' addresses and the monitored master's name): sessions,
+    /// rate limits and recent-write markers shared by all instances.
     #[arg(long = "cache", env = "SESAME_CACHE_URL")]
     pub cache: Option<String>,
+    /// How many Redis replicas must acknowledge (`WAIT`) a logout, a
+    /// password change's session revocation or a recent-write marker before
+    /// it is reported done; otherwise 503. Default: 1 with
+    /// `redis+sentinel://`, 0 with `redis://`.
+    #[arg(long, env = "SESAME_CACHE_REPLICA_ACKS")]
+    pub cache_replica_acks: Option<u32>,
     /// A replica further behind the primary than this is not read from
     /// (seconds, or with a unit: `500ms`, `5s`, `1m`).
     #[arg(long, env = "SESAME_MAX_REPLICA_LAG", default_value = "5s", value_parser = duration::parse)]
@@ -31,6 +39,7 @@ impl StorageArgs {
             database_url: self.database.clone(),
             replicas: self.replicas.clone(),
             cache_url: self.cache.clone(),
+            cache_replica_acks: self.cache_replica_acks,
             max_replica_lag: self.max_replica_lag,
             ..StorageConfig::default()
         }
@@ -41,6 +50,11 @@ impl StorageArgs {
     /// The database URL without its password, for logs and messages.
     pub fn database_display(&self) -> String {
         sesame_storage::redact_url(&self.database)
+    }
+
+    /// The cache URL without its password, for logs and messages.
+    pub fn cache_display(&self) -> Option<String> {
+        self.cache.as_deref().map(sesame_storage::redact_url)
     }
 }
 

@@ -337,18 +337,33 @@ impl MySqlStore {
         // predate the write, and no replica could ever prove it has the
         // write. If the stamp fails, the marker stays PENDING (primary only)
         // until it expires: safe, if less available.
+        //
+        // With markers whose commit must reach a Redis replica
+        // (`--cache-replica-acks`), a PENDING marker is not known to survive
+        // a Redis failover: then a failed stamp fails the write (503; it may
+        // have been made, but it is not acknowledged).
         let beat = now_ms();
         let left = deadline.saturating_duration_since(Instant::now());
-        match bounded(&i.primary_name, left, i.heartbeat(beat)).await {
+        let stamped = match bounded(&i.primary_name, left, i.heartbeat(beat)).await {
             Ok(_) => {
                 i.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
-                if let Err(e) = i.markers.commit(user, beat).await {
+                i.markers.commit(user, beat).await.map_err(|e| {
                     tracing::warn!(error = %e, "could not stamp a recent-write marker");
-                }
+                    e
+                })
             }
-            Err(e) => tracing::warn!(error = %e, "could not stamp a write with a heartbeat"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not stamp a write with a heartbeat");
+                Err(e)
+            }
+        };
+        match stamped {
+            Err(e) if i.markers.commit_required() => Err(StoreError::Unavailable(format!(
+                "the write's read-your-writes marker was not made durable, so the write is \
+                 not acknowledged (it may have been made): {e}"
+            ))),
+            _ => Ok(done),
         }
-        Ok(done)
     }
 
     async fn username_of(&self, user_id: i64) -> Result<String, StoreError> {

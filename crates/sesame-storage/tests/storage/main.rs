@@ -7,10 +7,13 @@
 //! - `topology`: the MySQL store, its replicas and read-your-writes;
 //! - `cache`: sessions and rate limits in Redis;
 //! - `failures`: servers that crash, hang or are not there;
+//! - `sentinel`: Redis behind Sentinel, its failover, and revocations
+//!   acknowledged by a replica (`WAIT`);
 //! - `sqlite`: the embedded store.
 
 mod cache;
 mod failures;
+mod sentinel;
 mod sqlite;
 mod topology;
 
