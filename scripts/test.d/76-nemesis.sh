@@ -37,3 +37,19 @@ assert sum(f.startswith("partition") for f in faults) == 8, faults
 assert not r["client_errors"], r["client_errors"]
 print(f"nemesis: {r['operations']} operations, {len(faults)} faults, 0 violations")
 PY
+# The choice when no replica acknowledges: 503, never an acknowledged write.
+# Writes that start once the primary is cut off from its replicas (a second
+# after, for the ones already in flight) must all be refused.
+python3 - test-artifacts/nemesis-history.json <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))
+cut = [(f["start"], f["end"]) for f in h["faults"] if f["name"] == "partition" and f["args"][:2] == ["primary", "replicas"]]
+cut += [tuple(f["cut_off"]) for f in h["faults"] if f["name"] == "promote"]
+writes = [o for o in h["operations"] if o["op"] in ("register", "change_password")
+          and any(start + 1 <= o["start"] and o["end"] <= end for start, end in cut)]
+acked = [o for o in writes if o["status"] in (201, 204)]
+refused = [o for o in writes if o["status"] == 503 and o["error"] == "unavailable"]
+assert writes, "no write fell while the primary was cut off from its replicas"
+assert not acked, f"writes acknowledged with no replica to acknowledge them: {acked[:3]}"
+print(f"nemesis: primary cut off from its replicas: {len(writes)} writes, {len(refused)} answered 503 unavailable, 0 acknowledged")
+PY

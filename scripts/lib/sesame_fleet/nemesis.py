@@ -197,6 +197,7 @@ def apply_step(directory, step, window_s, recorder, log):
     name, args, one_way = step
     label = " ".join([name, *args] + (["--one-way"] if one_way else []))
     start = time.time()
+    cut_off = None  # when a failover follows a partition: the partition's window
     if name == "partition":
         faults.partition(directory, args[0], args[1], one_way=one_way)
         time.sleep(window_s)
@@ -210,15 +211,18 @@ def apply_step(directory, step, window_s, recorder, log):
         # then exists nowhere else.
         faults.partition(directory, "redis-master", "redis-replicas")
         time.sleep(window_s)
+        cut_off = [start, time.time()]
         faults.redis_failover(directory, heal_first=True)
     elif name == "promote":
         faults.partition(directory, "primary", "replicas")
         time.sleep(window_s)
+        cut_off = [start, time.time()]
         faults.promote(directory, log=log)
         faults.heal(directory)
         faults.rejoin(directory, log=log)
     end = time.time()
-    recorder.faults.append({"name": name, "args": args + (["--one-way"] if one_way else []), "start": start, "end": end})
+    recorder.faults.append({"name": name, "args": args + (["--one-way"] if one_way else []), "start": start, "end": end,
+                            "cut_off": cut_off})
     log(f"fault: {label}: {end - start:.1f} s")
 
 
