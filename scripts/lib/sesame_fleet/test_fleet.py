@@ -10,7 +10,7 @@ import os
 import tempfile
 import unittest
 
-from sesame_fleet import drills, events, fleet, manifest, parts, rules, runbook, state
+from sesame_fleet import drills, events, faults, fleet, manifest, parts, rules, runbook, state
 
 DEPLOYMENT = """
 spec:
@@ -158,9 +158,6 @@ class StateTest(unittest.TestCase):
         self.assertFalse(state.alive(me), "same PID, other start time: another process")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class RulesTest(unittest.TestCase):
     def test_every_window_is_divided(self):
@@ -239,3 +236,59 @@ kubectl -n sesame rollout undo deployment/sesame
     def test_the_shipped_runbook_has_commands(self):
         documented = runbook.runbook_commands(parts.ROOT)
         self.assertIn("triage", {c[0] for _, c in documented})
+
+
+class FaultsTest(unittest.TestCase):
+    def fleet(self):
+        s = state.State.new(tempfile.mkdtemp())
+        s.roles = {"primary": "replica-1", "redis": "redis-replica"}
+
+        def part(name, kind, host, **extra):
+            s.parts[name] = state.Part(name=name, kind=kind, ns=f"ns-{name}", ip=s.ip(host), port=1, extra=extra)
+
+        part("primary", "mariadb", 2, dead=True)
+        part("replica-1", "mariadb", 3)
+        part("replica-2", "mariadb", 4)
+        part("primary-vip", "haproxy", 5)
+        part("redis", "redis", 10)
+        part("redis-replica", "redis", 11)
+        part("sentinel-1", "sentinel", 12)
+        part("sesame-4", "sesame", 20)
+        s.parts["haproxy"] = state.Part(name="haproxy", kind="haproxy")  # on the host: never partitioned
+        return s
+
+    def names(self, s, group):
+        return sorted(p.name for p in faults.group(s, group))
+
+    def test_groups_follow_the_roles_after_failovers(self):
+        s = self.fleet()
+        self.assertEqual(self.names(s, "primary"), ["primary-vip", "replica-1"])
+        self.assertEqual(self.names(s, "replicas"), ["replica-2"])  # the killed one is not a replica
+        self.assertEqual(self.names(s, "redis-master"), ["redis-replica"])
+        self.assertEqual(self.names(s, "redis-replicas"), ["redis"])
+        self.assertEqual(self.names(s, "redis"), ["redis", "redis-replica", "sentinel-1"])
+        self.assertEqual(self.names(s, "everything"),
+                         ["primary-vip", "redis", "redis-replica", "replica-1", "replica-2", "sentinel-1"])
+        self.assertEqual(self.names(s, "sesame-4"), ["sesame-4"])
+
+    def test_refuses_what_is_not_a_part_or_group(self):
+        s = self.fleet()
+        for name in ("haproxy", "sesame-9", ""):
+            with self.assertRaises(parts.FleetError):
+                faults.group(s, name)
+
+    def test_the_most_advanced_replica_by_its_gtid(self):
+        self.assertEqual(faults.gtid_seq("0-1-42"), 42)
+        self.assertEqual(faults.gtid_seq("1-2-7,0-2-1337"), 1337)
+        self.assertEqual(faults.gtid_seq(""), 0)
+        self.assertEqual(faults.gtid_seq("1-2-7"), 0)
+
+    def test_the_cache_url_names_the_sentinels(self):
+        s = self.fleet()
+        self.assertEqual(parts.cache_url(s), f"redis+sentinel://{s.ip(12)}:1/{parts.SENTINEL_SERVICE}")
+        del s.parts["sentinel-1"]
+        self.assertEqual(parts.cache_url(s), f"redis://{s.ip(11)}:1")
+
+
+if __name__ == "__main__":
+    unittest.main()
