@@ -81,6 +81,35 @@ pub trait LimitStore: Send + Sync + 'static {
     /// Remembers `key` for `ttl`.
     async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), LimitError>;
     async fn remembers(&self, key: &str, now_ms: i64) -> Result<bool, LimitError>;
+    /// Several checks at once, each decided as `check` would, in order: a
+    /// store behind a network does them in one round trip.
+    async fn check_all(
+        &self,
+        checks: &[LimitCheck<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Decision>, LimitError> {
+        let mut decisions = Vec::with_capacity(checks.len());
+        for c in checks {
+            decisions.push(self.check(c.key, c.rate, now_ms, c.consume).await?);
+        }
+        Ok(decisions)
+    }
+    /// Several charges at once (one round trip behind a network).
+    async fn charge_all(&self, charges: &[(&str, Rate)], now_ms: i64) -> Result<(), LimitError> {
+        for (key, rate) in charges {
+            self.charge(key, *rate, now_ms).await?;
+        }
+        Ok(())
+    }
+}
+
+/// One limit of a [`LimitStore::check_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct LimitCheck<'a> {
+    pub key: &'a str,
+    pub rate: Rate,
+    /// Count the event when allowed, or only look.
+    pub consume: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,30 +234,49 @@ impl LoginLimiter {
     }
 
     /// Whether `ip` may try `user`'s password now (counts the address too).
+    /// Every limit is read at once: one round trip to a shared store.
     pub async fn admit_login(&self, user: &Username, ip: IpAddr) -> Result<(), Limited> {
-        self.admit_address(ip).await?;
         let now = self.now_ms();
-        let decision = self
-            .store
-            .check(&failures_key(ip), self.settings.per_ip_failures, now, false)
-            .await;
-        refuse_if_denied(decision, LimitScope::Ip)?;
-        let pair = pair_key(user, ip);
-        let decision = self
-            .store
-            .check(&pair, self.settings.per_account_ip_failures, now, false)
-            .await;
-        refuse_if_denied(decision, LimitScope::User)?;
-        let decision = self
-            .store
-            .check(
-                &account_key(user),
-                self.settings.per_account_failures,
-                now,
-                false,
-            )
-            .await;
-        if let Err(limited) = refuse_if_denied(decision, LimitScope::User) {
+        let s = &self.settings;
+        let (address, failures, pair, account) = (
+            address_key(ip),
+            failures_key(ip),
+            pair_key(user, ip),
+            account_key(user),
+        );
+        let checks = [
+            LimitCheck {
+                key: &address,
+                rate: s.per_ip,
+                consume: true,
+            },
+            LimitCheck {
+                key: &failures,
+                rate: s.per_ip_failures,
+                consume: false,
+            },
+            LimitCheck {
+                key: &pair,
+                rate: s.per_account_ip_failures,
+                consume: false,
+            },
+            LimitCheck {
+                key: &account,
+                rate: s.per_account_failures,
+                consume: false,
+            },
+        ];
+        let decisions = match self.store.check_all(&checks, now).await {
+            Ok(decisions) => decisions,
+            Err(e) => return refuse_if_denied(Err(e), LimitScope::Ip),
+        };
+        let scopes = [LimitScope::Ip, LimitScope::Ip, LimitScope::User];
+        for (decision, scope) in decisions.iter().zip(scopes) {
+            refuse_if_denied(Ok(*decision), scope)?;
+        }
+        if let Err(limited) = refuse_if_denied(Ok(decisions[3]), LimitScope::User) {
+            // Rare: only an account under attack asks whether this address
+            // is one the user logged in from before.
             let known = self
                 .store
                 .remembers(&known_key(user, ip), now)
@@ -241,31 +289,27 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// Records the result of a login that was admitted.
+    /// Records the result of a login that was admitted: one round trip.
     pub async fn record_login(&self, user: &Username, ip: IpAddr, succeeded: bool) {
         let now = self.now_ms();
+        let s = &self.settings;
         let result = if succeeded {
             self.store
-                .remember(&known_key(user, ip), self.settings.known_address_ttl, now)
+                .remember(&known_key(user, ip), s.known_address_ttl, now)
                 .await
         } else {
-            let pair = self
-                .store
-                .charge(
-                    &pair_key(user, ip),
-                    self.settings.per_account_ip_failures,
+            let (pair, account, address) =
+                (pair_key(user, ip), account_key(user), failures_key(ip));
+            self.store
+                .charge_all(
+                    &[
+                        (&pair, s.per_account_ip_failures),
+                        (&account, s.per_account_failures),
+                        (&address, s.per_ip_failures),
+                    ],
                     now,
                 )
-                .await;
-            let account = self
-                .store
-                .charge(&account_key(user), self.settings.per_account_failures, now)
-                .await;
-            let address = self
-                .store
-                .charge(&failures_key(ip), self.settings.per_ip_failures, now)
-                .await;
-            pair.and(account).and(address)
+                .await
         };
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not record a login in the rate limiter");

@@ -10,7 +10,7 @@
 use crate::redis_store::RedisConn;
 use async_trait::async_trait;
 use redis::Script;
-use sesame_domain::ratelimit::{Decision, LimitError, LimitStore, Rate};
+use sesame_domain::ratelimit::{Decision, LimitCheck, LimitError, LimitStore, Rate};
 use sesame_domain::{InMemoryLimits, StoreError};
 use std::time::Duration;
 
@@ -20,33 +20,45 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct RedisRateLimiter {
     redis: RedisConn,
-    store_check: Script,
-    store_charge: Script,
+    check_script: Script,
+    charge_script: Script,
 }
 
-// LimitStore::check, the domain's `gcra` step. KEYS[1]: state; ARGV:
-// interval ms, tolerance ms, now ms, consume (1/0). Returns -1 when allowed,
-// else the ms until it would be.
-const STORE_CHECK: &str = r"
-local now = tonumber(ARGV[3])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tonumber(ARGV[2])
-if now < allow_at then return allow_at - now end
-if ARGV[4] == '1' then
-  local next = tat + tonumber(ARGV[1])
-  redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.max(1, next - now))
+// LimitStore::check_all, the domain's `gcra` step over every key at once
+// (one round trip for all of a login's limits). KEYS: states; ARGV[1]: now
+// ms, then per key: interval ms, tolerance ms, consume (1/0). Returns per
+// key -1 when allowed, else the ms until it would be.
+const CHECK_ALL: &str = r"
+local now = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local at = 2 + (i - 1) * 3
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allow_at = tat - tonumber(ARGV[at + 1])
+  if now < allow_at then
+    out[i] = allow_at - now
+  else
+    if ARGV[at + 2] == '1' then
+      local next = tat + tonumber(ARGV[at])
+      redis.call('SET', key, string.format('%.0f', next), 'PX', math.max(1, next - now))
+    end
+    out[i] = -1
+  end
 end
-return -1
+return out
 ";
 
-// LimitStore::charge. KEYS[1]: state; ARGV: interval ms, now ms.
-const STORE_CHARGE: &str = r"
-local now = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local next = tat + tonumber(ARGV[1])
-redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.max(1, next - now))
+// LimitStore::charge_all. KEYS: states; ARGV[1]: now ms, then per key its
+// interval ms.
+const CHARGE_ALL: &str = r"
+local now = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local next = tat + tonumber(ARGV[i + 1])
+  redis.call('SET', key, string.format('%.0f', next), 'PX', math.max(1, next - now))
+end
 return 1
 ";
 
@@ -54,8 +66,8 @@ impl RedisRateLimiter {
     pub fn new(redis: RedisConn) -> Self {
         Self {
             redis,
-            store_check: Script::new(STORE_CHECK),
-            store_charge: Script::new(STORE_CHARGE),
+            check_script: Script::new(CHECK_ALL),
+            charge_script: Script::new(CHARGE_ALL),
         }
     }
 
@@ -80,30 +92,64 @@ impl LimitStore for RedisRateLimiter {
         now_ms: i64,
         consume: bool,
     ) -> Result<Decision, LimitError> {
-        let key = self.redis.key("rl", key);
-        let (interval, tolerance) = (rate.interval_ms(), rate.tolerance_ms());
-        let mut check = self.store_check.key(key);
-        check
-            .arg(interval)
-            .arg(tolerance)
-            .arg(now_ms)
-            .arg(i32::from(consume));
-        let wait: i64 = self.redis.invoke(&check).await.map_err(limit_error)?;
-        Ok(if wait < 0 {
-            Decision::Allow
-        } else {
-            Decision::Deny {
-                retry_after: Duration::from_millis(wait as u64),
-            }
-        })
+        let check = LimitCheck { key, rate, consume };
+        Ok(self.check_all(&[check], now_ms).await?[0])
     }
 
     async fn charge(&self, key: &str, rate: Rate, now_ms: i64) -> Result<(), LimitError> {
-        let key = self.redis.key("rl", key);
-        let interval = rate.interval_ms();
-        let mut charge = self.store_charge.key(key);
+        self.charge_all(&[(key, rate)], now_ms).await
+    }
+
+    async fn check_all(
+        &self,
+        checks: &[LimitCheck<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Decision>, LimitError> {
+        let mut invocation = self.check_script.prepare_invoke();
+        invocation.arg(now_ms);
+        for c in checks {
+            invocation
+                .key(self.redis.key("rl", c.key))
+                .arg(c.rate.interval_ms())
+                .arg(c.rate.tolerance_ms())
+                .arg(i32::from(c.consume));
+        }
+        let waits: Vec<i64> = self
+            .redis
+            .invoke("rate_limit_check", &invocation)
+            .await
+            .map_err(limit_error)?;
+        if waits.len() != checks.len() {
+            return Err(LimitError(format!(
+                "rate-limit script answered {} decisions for {} limits",
+                waits.len(),
+                checks.len()
+            )));
+        }
+        Ok(waits
+            .into_iter()
+            .map(|wait| {
+                if wait < 0 {
+                    Decision::Allow
+                } else {
+                    Decision::Deny {
+                        retry_after: Duration::from_millis(wait as u64),
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn charge_all(&self, charges: &[(&str, Rate)], now_ms: i64) -> Result<(), LimitError> {
+        let mut invocation = self.charge_script.prepare_invoke();
+        invocation.arg(now_ms);
+        for (key, rate) in charges {
+            invocation
+                .key(self.redis.key("rl", key))
+                .arg(rate.interval_ms());
+        }
         self.redis
-            .invoke::<i64>(charge.arg(interval).arg(now_ms))
+            .invoke::<i64>("rate_limit_charge", &invocation)
             .await
             .map(|_| ())
             .map_err(limit_error)
@@ -114,7 +160,7 @@ impl LimitStore for RedisRateLimiter {
         let ttl_ms = (ttl.as_millis() as i64).max(1);
         let until = now_ms + ttl_ms;
         self.redis
-            .run(|mut c| async move {
+            .run("rate_limit_remember", |mut c| async move {
                 redis::cmd("SET")
                     .arg(key)
                     .arg(until)
@@ -131,7 +177,9 @@ impl LimitStore for RedisRateLimiter {
         let key = self.redis.key("rm", key);
         let until: Option<i64> = self
             .redis
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run("rate_limit_known", |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
             .await
             .map_err(limit_error)?;
         Ok(until.is_some_and(|u| u > now_ms))
@@ -184,6 +232,30 @@ impl LimitStore for SharedLimits {
             Err(e) => {
                 Self::fell_back(&e);
                 self.local.charge(key, rate, now_ms).await
+            }
+        }
+    }
+
+    async fn check_all(
+        &self,
+        checks: &[LimitCheck<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<Decision>, LimitError> {
+        match self.redis.check_all(checks, now_ms).await {
+            Ok(d) => Ok(d),
+            Err(e) => {
+                Self::fell_back(&e);
+                self.local.check_all(checks, now_ms).await
+            }
+        }
+    }
+
+    async fn charge_all(&self, charges: &[(&str, Rate)], now_ms: i64) -> Result<(), LimitError> {
+        match self.redis.charge_all(charges, now_ms).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                Self::fell_back(&e);
+                self.local.charge_all(charges, now_ms).await
             }
         }
     }

@@ -23,6 +23,7 @@
 //! unless N replicas have them.
 
 use crate::markers::{RecentWrites, PENDING};
+use crate::query_metrics::QueryTimer;
 use crate::redis_sentinel::{is_sentinel_url, SentinelMaster, SentinelUrl};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
@@ -31,7 +32,7 @@ use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
-use sesame_domain::{Session, SessionStore, StoreError, TokenHash};
+use sesame_domain::{DbRole, Session, SessionStore, StoreError, TokenHash};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,11 +174,14 @@ impl RedisConn {
     /// Runs one command (or script, or pipeline) against Redis within the
     /// deadline. Behind Sentinel, a failure that says the master is gone or
     /// demoted makes the next command look the master up again.
-    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
+    /// `query` names the call in `sesame_db_query_duration_seconds{role="cache"}`:
+    /// one observation is one round trip.
+    pub async fn run<T, F, Fut>(&self, query: &'static str, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
+        let _timer = QueryTimer::start(query, DbRole::Cache);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (conn, generation) = match &self.backend {
             Backend::Direct(c) => (Conn::Direct(c.clone()), None),
@@ -221,10 +225,13 @@ impl RedisConn {
     /// Runs one Lua script, bound to its keys and arguments: one round trip.
     pub async fn invoke<T: redis::FromRedisValue>(
         &self,
+        query: &'static str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        self.run(|mut c| async move { invocation.invoke_async(&mut c).await })
-            .await
+        self.run(query, |mut c| async move {
+            invocation.invoke_async(&mut c).await
+        })
+        .await
     }
 
     /// Runs `write` and, with replica acknowledgements configured, `WAIT`
@@ -233,19 +240,27 @@ impl RedisConn {
     /// than asked for within half the deadline is `Unavailable`: the write
     /// may exist on the master, but it is not acknowledged, since a
     /// failover could lose it. `what` names the write in that error.
-    pub async fn run_acknowledged<T>(&self, what: &str, write: Cmd) -> Result<T, StoreError>
+    pub async fn run_acknowledged<T>(
+        &self,
+        query: &'static str,
+        what: &str,
+        write: Cmd,
+    ) -> Result<T, StoreError>
     where
         T: FromRedisValue + Send + 'static,
     {
         let acks = self.replica_acks;
         if acks == 0 {
             return self
-                .run(|mut c| async move { write.query_async(&mut c).await })
+                .run(
+                    query,
+                    |mut c| async move { write.query_async(&mut c).await },
+                )
                 .await;
         }
         let wait_ms = (self.timeout / 2).as_millis().max(1) as u64;
         let (value, acked): (T, i64) = self
-            .run(|mut c| async move {
+            .run(query, |mut c| async move {
                 redis::pipe()
                     .add_command(write)
                     .cmd("WAIT")
@@ -265,9 +280,11 @@ impl RedisConn {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut c| async move { redis::cmd("PING").query_async::<String>(&mut c).await })
-            .await
-            .map(|_| ())
+        self.run("ping", |mut c| async move {
+            redis::cmd("PING").query_async::<String>(&mut c).await
+        })
+        .await
+        .map(|_| ())
     }
 }
 
@@ -383,7 +400,10 @@ impl SessionStore for RedisSessions {
             .arg(expires)
             .arg(hex)
             .arg(now);
-        self.redis.invoke::<i64>(&created).await.map(|_| ())
+        self.redis
+            .invoke::<i64>("session_create", &created)
+            .await
+            .map(|_| ())
     }
 
     async fn find(
@@ -394,7 +414,9 @@ impl SessionStore for RedisSessions {
         let key = self.session_key(token_hash);
         let value: Option<String> = self
             .redis
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run("session_find", |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
             .await?;
         Ok(value
             .and_then(|v| decode(*token_hash, &v))
@@ -407,7 +429,7 @@ impl SessionStore for RedisSessions {
         let mut del = redis::cmd("DEL");
         del.arg(self.session_key(token_hash));
         self.redis
-            .run_acknowledged::<i64>("the session's revocation was", del)
+            .run_acknowledged::<i64>("session_revoke", "the session's revocation was", del)
             .await
             .map(|_| ())
     }
@@ -419,7 +441,11 @@ impl SessionStore for RedisSessions {
         let script = eval(REVOKE_ALL, &[&user_key], &[&prefix]);
         let n: i64 = self
             .redis
-            .run_acknowledged("the revocation of the user's sessions was", script)
+            .run_acknowledged(
+                "session_revoke_all",
+                "the revocation of the user's sessions was",
+                script,
+            )
             .await?;
         Ok(n.max(0) as u64)
     }
@@ -472,7 +498,9 @@ impl RecentWrites for RedisWrites {
     async fn begin(&self, user: &str) -> Result<Option<i64>, StoreError> {
         let set = self.set(user, PENDING);
         self.redis
-            .run(|mut c| async move { set.query_async(&mut c).await })
+            .run("marker_begin", |mut c| async move {
+                set.query_async(&mut c).await
+            })
             .await
     }
 
@@ -486,7 +514,11 @@ impl RecentWrites for RedisWrites {
             &[&PENDING.to_string(), &previous, &ttl],
         );
         self.redis
-            .run_acknowledged::<i64>("putting the recent-write marker back was", put_back)
+            .run_acknowledged::<i64>(
+                "marker_abort",
+                "putting the recent-write marker back was",
+                put_back,
+            )
             .await
             .map(|_| ())
     }
@@ -494,6 +526,7 @@ impl RecentWrites for RedisWrites {
     async fn commit(&self, user: &str, committed_at_ms: i64) -> Result<(), StoreError> {
         self.redis
             .run_acknowledged::<Option<i64>>(
+                "marker_commit",
                 "the recent-write marker was",
                 self.set(user, committed_at_ms),
             )
@@ -508,7 +541,9 @@ impl RecentWrites for RedisWrites {
     async fn get(&self, user: &str) -> Result<Option<i64>, StoreError> {
         let key = self.redis.key("w", user);
         self.redis
-            .run(|mut c| async move { redis::cmd("GET").arg(key).query_async(&mut c).await })
+            .run("marker_get", |mut c| async move {
+                redis::cmd("GET").arg(key).query_async(&mut c).await
+            })
             .await
     }
 }

@@ -355,6 +355,43 @@ impl LimitStore for CountedLimits {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.remembers(key, now_ms).await
     }
+    async fn check_all(
+        &self,
+        checks: &[crate::ratelimit::LimitCheck<'_>],
+        now_ms: i64,
+    ) -> Result<Vec<crate::ratelimit::Decision>, crate::ratelimit::LimitError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.check_all(checks, now_ms).await
+    }
+    async fn charge_all(
+        &self,
+        charges: &[(&str, crate::ratelimit::Rate)],
+        now_ms: i64,
+    ) -> Result<(), crate::ratelimit::LimitError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.inner.charge_all(charges, now_ms).await
+    }
+}
+
+/// A login asks the shared limits twice, whatever it ends in: every limit
+/// at once before the hash, its result recorded after (each a round trip
+/// when the limits live in Redis).
+#[tokio::test]
+async fn a_login_asks_the_limits_twice() {
+    let (service, _, _, name) = service_with("ula").await;
+    let limits = Arc::new(CountedLimits::default());
+    let service = service.with_limit_store(limits.clone());
+    for (password, outcome) in [
+        (OLD, Outcome::Ok),
+        ("not-the-password-at-all", Outcome::InvalidCredentials),
+    ] {
+        limits.calls.store(0, Ordering::SeqCst);
+        let login = service
+            .login(&name, pw(password), ip(), Instant::now())
+            .await;
+        assert_eq!(login.outcome(), outcome);
+        assert_eq!(limits.calls.load(Ordering::SeqCst), 2, "{outcome:?}");
+    }
 }
 
 /// An overloaded service refuses before any network call: neither the
