@@ -11,6 +11,7 @@ must fail: a password that an acknowledged change replaced, a session that
 an acknowledged logout or password change revoked."""
 
 import hashlib
+import http.client
 import json
 import os
 import random
@@ -93,7 +94,7 @@ class Client(threading.Thread):
         start = time.time()
         try:
             status, answer = client.request(base, method, path, body, token=token, timeout=5.0)
-        except OSError:
+        except (OSError, http.client.HTTPException):  # no (whole) answer
             status, answer = 0, None
         end = time.time()
         error = ((answer or {}).get("error") or {}).get("code") if isinstance(answer, dict) else None
