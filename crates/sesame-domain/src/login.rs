@@ -453,7 +453,8 @@ impl LoginService {
             .check_new(&new, username)
             .map_err(AuthError::WeakPassword)?;
         let phc = self.hash_now(new).await?;
-        self.replace_password(user.id, &phc).await
+        self.replace_password(user.id, Some(&user.password_hash), &phc)
+            .await
     }
 
     /// Sets a password without the old one: the operator's `sesame user passwd`.
@@ -469,7 +470,7 @@ impl LoginService {
         let (user, _) = self.users.find_for_login(username).await?;
         let user = user.ok_or(AuthError::InvalidCredentials)?;
         let phc = self.hash_now(new).await?;
-        self.replace_password(user.id, &phc).await
+        self.replace_password(user.id, None, &phc).await
     }
 
     /// Sets a new password hash and revokes every session of the user.
@@ -477,10 +478,18 @@ impl LoginService {
     /// (never a new password with the old sessions alive). Then again after
     /// the write, for sessions that logins with the old password stored in
     /// between.
-    async fn replace_password(&self, user_id: i64, phc: &str) -> Result<(), AuthError> {
+    /// `expected`: the hash the old password was proved against, for a
+    /// change (a concurrent or late one then fails as a wrong password);
+    /// none for the operator's reset.
+    async fn replace_password(
+        &self,
+        user_id: i64,
+        expected: Option<&str>,
+        phc: &str,
+    ) -> Result<(), AuthError> {
         self.sessions.revoke_all(user_id).await?;
         self.users
-            .set_password_hash(user_id, phc, self.clock.now())
+            .set_password_hash(user_id, expected, phc, self.clock.now())
             .await?;
         self.sessions.revoke_all(user_id).await?;
         Ok(())

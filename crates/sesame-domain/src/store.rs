@@ -102,10 +102,14 @@ pub trait UserStore: Send + Sync + 'static {
     /// were inserted.
     async fn import(&self, users: &[NewUser]) -> Result<u64, StoreError>;
     /// Replaces the password hash. `changed_at` marks when the old password
-    /// stopped working.
+    /// stopped working. With `expected`, only if the hash is still that one
+    /// (the one a password change proved the old password against), else
+    /// `NotFound`: a concurrent change wins, and so does one that landed
+    /// while a frozen instance slept on this one.
     async fn set_password_hash(
         &self,
         user_id: i64,
+        expected: Option<&str>,
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;

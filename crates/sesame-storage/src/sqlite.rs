@@ -4,7 +4,7 @@
 use crate::decoy::DECOY_PASSWORD_HASH;
 use crate::query_metrics::QueryTimer;
 use crate::revocations::Revocations;
-use crate::sql::{changed_a_row, FIND_SESSION, INSERT_SESSION};
+use crate::sql::{changed_a_row, FIND_SESSION, INSERT_SESSION, SET_PASSWORD_HASH};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -178,18 +178,20 @@ impl UserStore for SqliteStore {
     async fn set_password_hash(
         &self,
         user_id: i64,
+        expected: Option<&str>,
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let _timer = QueryTimer::start("set_password_hash", DbRole::Primary);
-        let done =
-            sqlx::query("UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?")
-                .bind(password_hash)
-                .bind(to_ms(changed_at))
-                .bind(user_id)
-                .execute(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let done = sqlx::query(SET_PASSWORD_HASH)
+            .bind(password_hash)
+            .bind(to_ms(changed_at))
+            .bind(user_id)
+            .bind(expected)
+            .bind(expected)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
         changed_a_row(done.rows_affected())
     }
 

@@ -48,11 +48,15 @@ impl UserStore for Users {
     async fn set_password_hash(
         &self,
         user_id: i64,
+        expected: Option<&str>,
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut rows = self.rows.lock().unwrap();
-        let user = rows.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+        let user = rows
+            .get_mut(&user_id)
+            .filter(|u| expected.is_none_or(|e| *u.password_hash == *e))
+            .ok_or(StoreError::NotFound)?;
         user.password_hash = password_hash.into();
         user.password_changed_at = changed_at;
         Ok(())

@@ -4,7 +4,7 @@ use super::{bounded, map_err, MySqlStore};
 use crate::decoy::DECOY_PASSWORD_HASH;
 use crate::markers::PENDING;
 use crate::query_metrics::observe;
-use crate::sql::changed_a_row;
+use crate::sql::{changed_a_row, SET_PASSWORD_HASH};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -188,6 +188,7 @@ impl UserStore for MySqlStore {
     async fn set_password_hash(
         &self,
         user_id: i64,
+        expected: Option<&str>,
         password_hash: &str,
         changed_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
@@ -195,14 +196,14 @@ impl UserStore for MySqlStore {
         let changed = to_ms(changed_at);
         let done = self
             .write("set_password_hash", &user, |mut conn| async move {
-                sqlx::query(
-                    "UPDATE users SET password_hash = ?, password_changed_at = ? WHERE id = ?",
-                )
-                .bind(password_hash)
-                .bind(changed)
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await
+                sqlx::query(SET_PASSWORD_HASH)
+                    .bind(password_hash)
+                    .bind(changed)
+                    .bind(user_id)
+                    .bind(expected)
+                    .bind(expected)
+                    .execute(&mut *conn)
+                    .await
             })
             .await?;
         changed_a_row(done.rows_affected())

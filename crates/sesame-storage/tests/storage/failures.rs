@@ -55,7 +55,7 @@ async fn redis_down_fails_closed_within_a_second_and_recovers_by_itself() {
     ));
     let r = stores
         .users
-        .set_password_hash(ivy.id, "$i2", Utc::now())
+        .set_password_hash(ivy.id, None, "$i2", Utc::now())
         .await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
     assert!(
@@ -151,7 +151,7 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
     let t = Instant::now();
     match stores
         .users
-        .set_password_hash(lee.id, "$l2", Utc::now())
+        .set_password_hash(lee.id, None, "$l2", Utc::now())
         .await
     {
         Err(StoreError::Unavailable(m)) => assert!(m.contains("primary"), "{m}"),
@@ -186,7 +186,7 @@ async fn primary_failure_reads_go_on_writes_refused_fast_then_recovery() {
     .await;
     stores
         .users
-        .set_password_hash(lee.id, "$l2", Utc::now())
+        .set_password_hash(lee.id, None, "$l2", Utc::now())
         .await
         .unwrap();
     assert_eq!(

@@ -232,7 +232,7 @@ async fn a_password_change_whose_marker_no_replica_has_is_not_acknowledged() {
     let dee = stores.users.create(new_user("dee", "$d1")).await.unwrap();
     stores
         .users
-        .set_password_hash(dee.id, "$d2", Utc::now())
+        .set_password_hash(dee.id, None, "$d2", Utc::now())
         .await
         .unwrap();
 
@@ -241,7 +241,7 @@ async fn a_password_change_whose_marker_no_replica_has_is_not_acknowledged() {
     // failover: the change is not reported done (503).
     let r = stores
         .users
-        .set_password_hash(dee.id, "$d3", Utc::now())
+        .set_password_hash(dee.id, None, "$d3", Utc::now())
         .await;
     assert!(
         matches!(&r, Err(StoreError::Unavailable(m)) if m.contains("not acknowledged by a Redis replica")),
@@ -255,7 +255,7 @@ async fn a_password_change_whose_marker_no_replica_has_is_not_acknowledged() {
         || async {
             stores
                 .users
-                .set_password_hash(dee.id, "$d4", Utc::now())
+                .set_password_hash(dee.id, None, "$d4", Utc::now())
                 .await
                 .is_ok()
         },

@@ -67,7 +67,7 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
     assert!(users.password_unchanged(&found).await.unwrap());
 
     users
-        .set_password_hash(alice.id, "$argon2id$b", Utc::now())
+        .set_password_hash(alice.id, None, "$argon2id$b", Utc::now())
         .await
         .unwrap();
     assert!(
@@ -81,6 +81,23 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
         .0
         .unwrap();
     assert!(users.password_unchanged(&changed).await.unwrap());
+    // Proved against a hash that has changed since: nothing changes.
+    assert!(matches!(
+        users
+            .set_password_hash(alice.id, Some("$argon2id$a"), "$argon2id$late", Utc::now())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        &*users
+            .find_for_login(&user("alice"))
+            .await
+            .unwrap()
+            .0
+            .unwrap()
+            .password_hash,
+        "$argon2id$b"
+    );
     users
         .upgrade_hash(alice.id, "$argon2id$stale", "$argon2id$c")
         .await
@@ -114,7 +131,9 @@ async fn migrations_are_idempotent_and_the_store_round_trips_users() {
         "$argon2id$c"
     );
     assert!(matches!(
-        users.set_password_hash(999_999, "$x", Utc::now()).await,
+        users
+            .set_password_hash(999_999, None, "$x", Utc::now())
+            .await,
         Err(StoreError::NotFound)
     ));
 
@@ -218,7 +237,7 @@ async fn login_lookups_read_a_replica_and_writes_go_to_the_primary() {
         .unwrap();
     stores
         .users
-        .set_password_hash(erin.id, "$e2", Utc::now())
+        .set_password_hash(erin.id, None, "$e2", Utc::now())
         .await
         .unwrap();
     let (found, role) = stores.users.find_for_login(&user("erin")).await.unwrap();
@@ -289,7 +308,7 @@ async fn read_your_writes_holds_through_a_replica_lagging_seconds_behind() {
     );
     stores
         .users
-        .set_password_hash(gina.id, "$new", Utc::now())
+        .set_password_hash(gina.id, None, "$new", Utc::now())
         .await
         .unwrap();
     for _ in 0..5 {
