@@ -47,6 +47,13 @@ def spawn(state, part, cgroup=None):
     return part
 
 
+def namespace_of(state, name, host):
+    """The namespace of part `name`: the one it had (a restart keeps its
+    address), else a new one at SUBNET.host."""
+    old = state.parts.get(name)
+    return old.ns if old else net.make_namespace(state, name, host)
+
+
 def wait_for(what, check, timeout=30.0, part=None, interval=0.1):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -174,8 +181,7 @@ def start_mariadb(state, name, host, server_id, fresh=True, primary=None):
         shutil.rmtree(data, ignore_errors=True)
         os.makedirs(data)
         subprocess.run(["cp", "-a", mariadb_template(), os.path.join(data, "data")], check=True)
-    old = state.parts.get(name)
-    ns = old.ns if old else net.make_namespace(state, name, host)
+    ns = namespace_of(state, name, host)
     part = Part(
         name=name,
         kind="mariadb",
@@ -261,8 +267,7 @@ def primary_vip_config(state):
 
 def start_primary_vip(state):
     config = primary_vip_config(state)
-    old = state.parts.get("primary-vip")
-    ns = old.ns if old else net.make_namespace(state, "primary-vip", PRIMARY_VIP_HOST)
+    ns = namespace_of(state, "primary-vip", PRIMARY_VIP_HOST)
     part = Part(
         name="primary-vip",
         kind="haproxy",
@@ -318,8 +323,7 @@ def start_redis(state, name="redis", host=10, replicaof=None):
     """A Redis server; a replica of `replicaof` (a Part) if given."""
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
-    old = state.parts.get(name)
-    ns = old.ns if old else net.make_namespace(state, name, host)
+    ns = namespace_of(state, name, host)
     part = Part(
         name=name,
         kind="redis",
@@ -377,8 +381,7 @@ def start_sentinel(state, name, host, master):
                 f"sentinel failover-timeout {SENTINEL_SERVICE} 10000\n"
                 f"sentinel parallel-syncs {SENTINEL_SERVICE} 1\n"
             )
-    old = state.parts.get(name)
-    ns = old.ns if old else net.make_namespace(state, name, host)
+    ns = namespace_of(state, name, host)
     part = Part(
         name=name,
         kind="sentinel",
@@ -490,8 +493,7 @@ def launch_sesame(state, name, host, binary, args, spec, workers, track="stable"
     when not the manifests' (a deploy that changed the pod's resources)."""
     data = os.path.join(state.dir, name)
     os.makedirs(data, exist_ok=True)
-    old = state.parts.get(name)
-    ns = old.ns if old else net.make_namespace(state, name, host)
+    ns = namespace_of(state, name, host)
     part = Part(
         name=name,
         kind="sesame",
