@@ -10,6 +10,7 @@ any user's request goes to any instance. Now and then a client tries what
 must fail: a password that an acknowledged change replaced, a session that
 an acknowledged logout or password change revoked."""
 
+import datetime
 import hashlib
 import http.client
 import json
@@ -227,6 +228,42 @@ def apply_step(directory, step, window_s, recorder, log):
     log(f"fault: {label}: {end - start:.1f} s")
 
 
+def _since(iso, started):
+    try:
+        return f"{datetime.datetime.fromisoformat(iso.replace('Z', '+00:00')).timestamp() - started:+.3f}"
+    except (AttributeError, ValueError):
+        return repr(iso)
+
+
+def stories(violations, hist, state, started):
+    """What a failed run needs to be understood from its log alone: for
+    each violation, its user's operations and the faults (seconds from the
+    clients' start), and what every instance's event log says about that
+    user's logins (which database role answered, whether a session was
+    made before the refusal)."""
+    ops = {o["id"]: o for o in hist["operations"]}
+    out = []
+    for v in violations:
+        users = sorted({ops[i]["user"] for i in v["operations"] if i in ops})
+        lines = [f"promise {v['promise']}: {v['what']}"]
+        lines += [f"fault {f['name']} {' '.join(f['args'])}: {f['start'] - started:+.2f} .. "
+                  f"{(f['end'] or started) - started:+.2f}" for f in hist["faults"]]
+        for o in hist["operations"]:
+            if o["user"] in users:
+                lines.append(f"op {o['id']} {o['op']} via {o['via']} {o['start'] - started:+.3f} .. "
+                             f"{o['end'] - started:+.3f} -> {o['status']} {o.get('error') or ''}".rstrip())
+        for p in state.of_kind("sesame"):
+            try:
+                with open(p.extra["event_log"]) as f:
+                    events = [json.loads(line) for line in f if any(f'"user":"{u}"' in line for u in users)]
+            except (OSError, ValueError):
+                continue
+            lines += [f"event {_since(e.get('ts'), started)} {p.name} {e.get('user')} {e.get('outcome')} {e.get('status')} db={e.get('db_role')} "
+                      f"db_ms={e.get('db_ms')} session_ms={e.get('session_ms')}" for e in events]
+        out.append(lines)
+    return out
+
+
 def run(directory, seed, minutes=None, unsafe=False, window_s=6.0, calm_s=3.0, clients=4, log=print, binary=None):
     """Brings up a fleet, runs the clients and the nemesis, takes the fleet
     down; returns the checker's report with the run's figures."""
@@ -266,6 +303,7 @@ def run(directory, seed, minutes=None, unsafe=False, window_s=6.0, calm_s=3.0, c
         present = parts.sql(state.primary, "SELECT username FROM sesame.users").split()
         hist = {"operations": recorder.operations, "faults": recorder.faults, "users_present": present}
         report = history.check(hist, documented=DOCUMENTED)
+        report["stories"] = stories(report["violations"][:3], hist, state, started)
         report.update({"seed": seed, "unsafe": unsafe, "seconds": round(time.time() - started, 1),
                        "faults_run": [" ".join([f["name"], *f["args"]]) for f in recorder.faults],
                        "client_errors": recorder.client_errors[:20]})

@@ -36,7 +36,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::MySql;
 use std::future::Future;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use topology::{monitor, Replica, ReplicaState};
@@ -75,8 +75,6 @@ struct Inner {
     primary_up: AtomicBool,
     /// Heartbeat writes the primary missed in a row.
     primary_misses: AtomicU32,
-    /// The last heartbeat this process wrote to the primary (ms).
-    last_heartbeat_ms: AtomicI64,
     replicas: Vec<Replica>,
     next_replica: AtomicUsize,
     markers: Arc<dyn RecentWrites>,
@@ -232,7 +230,6 @@ impl MySqlStore {
             primary_name: server_name(&settings.primary_url),
             primary_up: AtomicBool::new(false),
             primary_misses: AtomicU32::new(0),
-            last_heartbeat_ms: AtomicI64::new(0),
             replicas,
             next_replica: AtomicUsize::new(0),
             markers,
@@ -345,13 +342,10 @@ impl MySqlStore {
         let beat = now_ms();
         let left = deadline.saturating_duration_since(Instant::now());
         let stamped = match bounded(&i.primary_name, left, i.heartbeat(beat)).await {
-            Ok(_) => {
-                i.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
-                i.markers.commit(user, beat).await.map_err(|e| {
-                    tracing::warn!(error = %e, "could not stamp a recent-write marker");
-                    e
-                })
-            }
+            Ok(_) => i.markers.commit(user, beat).await.map_err(|e| {
+                tracing::warn!(error = %e, "could not stamp a recent-write marker");
+                e
+            }),
             Err(e) => {
                 tracing::warn!(error = %e, "could not stamp a write with a heartbeat");
                 Err(e)

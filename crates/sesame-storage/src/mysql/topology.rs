@@ -147,7 +147,6 @@ impl Inner {
         let beat = now_ms();
         let wrote = bounded(&self.primary_name, budget, self.heartbeat(beat)).await;
         let misses = if wrote.is_ok() {
-            self.last_heartbeat_ms.fetch_max(beat, Ordering::Relaxed);
             self.primary_misses.store(0, Ordering::Relaxed);
             0
         } else {
@@ -179,21 +178,26 @@ impl Inner {
         while let Some(Ok((n, result))) = reads.join_next().await {
             seen[n] = result.ok();
         }
-        // What "now" is on the primary's timeline: the present while the
-        // primary takes heartbeats; while it does not, nothing newer than
-        // the last heartbeat (or the freshest replica) exists, so a replica
-        // that has applied all of it is not behind at all.
-        let reference = if wrote.is_ok() {
-            now_ms()
+        // While the primary takes heartbeats, a replica is as far behind as
+        // its last heartbeat is old. While it does not, nothing newer than
+        // the freshest replica's heartbeat can be acknowledged (writes wait
+        // for a replica), so a replica that has all of that is not behind at
+        // all and stays in rotation through the outage. One that lacks some
+        // of it may lack writes acknowledged just before the outage whose
+        // recent-write markers expire in real time: it stays as far behind
+        // as its last heartbeat is old, and leaves the rotation once that
+        // passes the bound, before those markers expire.
+        let now = now_ms();
+        let newest = if wrote.is_ok() {
+            now
         } else {
-            let freshest = seen.iter().flatten().copied().max().unwrap_or(0);
-            self.last_heartbeat_ms.load(Ordering::Relaxed).max(freshest)
+            seen.iter().flatten().copied().max().unwrap_or(now)
         };
         for (r, seen) in self.replicas.iter().zip(seen) {
             let mut state = r.state.lock().unwrap_or_else(|e| e.into_inner());
             match seen {
                 Some(ts) => {
-                    let lag = (reference - ts).max(0);
+                    let lag = if ts >= newest { 0 } else { (now - ts).max(0) };
                     if !state.up {
                         tracing::info!(replica = %r.name, lag_ms = lag, "replica is answering");
                     }

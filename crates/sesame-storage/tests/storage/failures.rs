@@ -248,3 +248,52 @@ async fn everything_down_is_a_quick_unavailable_not_a_hang() {
         Err(StoreError::Unavailable(_))
     ));
 }
+
+#[tokio::test]
+async fn a_replica_that_missed_the_last_writes_leaves_rotation_while_the_primary_is_down() {
+    // Servers of its own: this test kills the primary.
+    let topology = require!(Topology::start());
+    let missed = require!(topology.add_delayed_replica(0));
+    let (schema, stack) = require!(
+        observed(
+            &topology,
+            &[&topology.replica, &missed],
+            Duration::from_secs(1),
+            None
+        )
+        .await
+    );
+    let stores = &stack.stores;
+    let store = stack.mysql.clone();
+    mariadb::wait_for_heartbeat(&missed, &schema, Duration::from_secs(10));
+    eventually(Duration::from_secs(5), POLL, "both replicas in use", || {
+        let store = store.clone();
+        async move { store.replica_status().iter().all(|r| r.usable) }
+    })
+    .await;
+
+    // One replica stops receiving, a user registers (the other replica has
+    // her), and the primary dies at once: the replica that missed her is
+    // only milliseconds behind the freshest one.
+    missed.sql("STOP SLAVE").unwrap();
+    stores.users.create(new_user("noa", "$n")).await.unwrap();
+    topology.primary.kill();
+    eventually(Duration::from_secs(3), POLL, "primary seen down", || {
+        let store = store.clone();
+        async move { !store.primary_up() }
+    })
+    .await;
+
+    // Once her recent-write marker has expired, no lookup may reach the
+    // replica that lacks her: it has left the rotation, the other serves.
+    tokio::time::sleep(store.settings().marker_ttl()).await;
+    for _ in 0..10 {
+        let (found, role) = stores.users.find_for_login(&user("noa")).await.unwrap();
+        assert_eq!((found.is_some(), role), (true, DbRole::Replica));
+    }
+    let status = store.replica_status();
+    assert!(
+        status[0].usable && !status[1].usable,
+        "the caught-up replica in rotation, the one that missed writes out: {status:?}"
+    );
+}
