@@ -22,8 +22,11 @@ pub use login::{AuthError, Issued, LoginOutcome, LoginService, LoginSettings, St
 pub use password::{Password, PasswordError, PasswordPolicy};
 pub use pool::{HashPool, PoolError, PoolStats};
 pub use ratelimit::{
-    InFlight, InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter, Rate,
+    InFlight, InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginChecks,
+    LoginLimiter, Rate, Remember,
 };
 pub use session::{Session, SessionToken, TokenHash};
-pub use store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
+pub use store::{
+    DbRole, LoginRoundTrips, NewUser, SessionStore, StoreError, UserRecord, UserStore, WriteMark,
+};
 pub use username::{Username, UsernameError};

@@ -8,10 +8,13 @@ use crate::event::Outcome;
 use crate::password::{Password, PasswordError, PasswordPolicy};
 use crate::pool::{HashPool, JobTimings, PoolError};
 use crate::ratelimit::{
-    InFlight, InMemoryLimits, LimitScope, LimitSettings, LimitStore, Limited, LoginLimiter,
+    Decision, InFlight, InMemoryLimits, LimitError, LimitScope, LimitSettings, LimitStore, Limited,
+    LoginChecks, LoginLimiter, Remember,
 };
 use crate::session::{Session, SessionToken};
-use crate::store::{DbRole, NewUser, SessionStore, StoreError, UserRecord, UserStore};
+use crate::store::{
+    DbRole, LoginRoundTrips, NewUser, SessionStore, StoreError, UserRecord, UserStore, WriteMark,
+};
 use crate::username::Username;
 use chrono::SubsecRound;
 use std::net::IpAddr;
@@ -173,6 +176,21 @@ pub struct LoginService {
     settings: LoginSettings,
     /// Unknown users are verified against this so they cost one hash too.
     dummy_hash: Arc<str>,
+    /// The login's shared state in one round trip per step, when the
+    /// stores offer it; else each store is asked in turn.
+    round_trips: Option<Arc<dyn LoginRoundTrips>>,
+}
+
+/// What a login decided before its hash and carries through it.
+struct LoginPlan {
+    /// When the hash must be done.
+    deadline: Instant,
+    /// When the lookup must be done.
+    lookup_by: Instant,
+    /// The user's write mark, read with the limits.
+    mark: WriteMark,
+    /// What a success remembers.
+    known: Remember,
 }
 
 impl LoginService {
@@ -203,6 +221,7 @@ impl LoginService {
             deny_list: SharedDenyList::default(),
             settings,
             dummy_hash,
+            round_trips: None,
         })
     }
 
@@ -210,6 +229,14 @@ impl LoginService {
     /// instead of in this process.
     pub fn with_limit_store(mut self, store: Arc<dyn LimitStore>) -> Self {
         self.limiter = LoginLimiter::new(store, self.clock.clone(), self.settings.limits.clone());
+        self
+    }
+
+    /// Asks `shared` for a login's limits, write mark and session in one
+    /// round trip before the hash and one after (it must hold the same
+    /// limits as the limit store, and the user store's marks).
+    pub fn with_round_trips(mut self, shared: Arc<dyn LoginRoundTrips>) -> Self {
+        self.round_trips = Some(shared);
         self
     }
 
@@ -291,31 +318,83 @@ impl LoginService {
             .pool
             .admit(deadline.checked_sub(lookup_allowance).unwrap_or(deadline))?
             + lookup_allowance;
-        self.limiter.admit_login(username, ip).await?;
+        let checks = self.limiter.login_checks(username, ip);
+        let (decisions, mark) = self.before_hash(&checks, username).await;
+        self.limiter.judge_login(decisions, username, ip).await?;
+        let plan = LoginPlan {
+            deadline,
+            lookup_by,
+            mark,
+            known: self.limiter.known_address(username, ip),
+        };
         let result = self
-            .verify(username, password, deadline, lookup_by, timings, db_role)
+            .verify(username, password, &plan, timings, db_role)
             .await;
-        match &result {
-            Ok(_) => self.limiter.record_login(username, ip, true).await,
-            Err(AuthError::InvalidCredentials) => {
-                self.limiter.record_login(username, ip, false).await
-            }
-            Err(_) => {} // not the user's doing: overload or an outage
+        // A success was recorded with its session (`after_success`); other
+        // refusals are not the user's doing: overload or an outage.
+        if let Err(AuthError::InvalidCredentials) = &result {
+            self.limiter.record_login(username, ip, false).await
         }
         result
+    }
+
+    /// The limits and the user's write mark, in one round trip when the
+    /// stores offer it.
+    async fn before_hash(
+        &self,
+        checks: &LoginChecks,
+        username: &Username,
+    ) -> (Result<Vec<Decision>, LimitError>, WriteMark) {
+        match &self.round_trips {
+            Some(shared) => shared.before_hash(checks, username).await,
+            None => (
+                self.limiter
+                    .store()
+                    .check_all(&checks.as_checks(), checks.now_ms)
+                    .await,
+                self.users.write_mark(username).await,
+            ),
+        }
+    }
+
+    /// Stores the session and remembers the address; answers the user's
+    /// write mark read after the session was stored.
+    async fn after_success(
+        &self,
+        user: &UserRecord,
+        session: &Session,
+        known: &Remember,
+    ) -> Result<WriteMark, StoreError> {
+        if let Some(shared) = &self.round_trips {
+            return shared.after_success(session, known).await;
+        }
+        self.sessions.create(session).await?;
+        let mark = self.users.write_mark(&user.username).await;
+        if let Err(e) = self
+            .limiter
+            .store()
+            .remember(&known.key, known.ttl, known.now_ms)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a login in the rate limiter");
+        }
+        Ok(mark)
     }
 
     async fn verify(
         &self,
         username: &Username,
         password: Password,
-        deadline: Instant,
-        lookup_by: Instant,
+        plan: &LoginPlan,
         timings: &mut StageTimings,
         db_role: &mut Option<DbRole>,
     ) -> Result<Issued, AuthError> {
+        let (deadline, lookup_by) = (plan.deadline, plan.lookup_by);
         let started = Instant::now();
-        let (user, role) = self.users.find_for_login_by(username, lookup_by).await?;
+        let (user, role) = self
+            .users
+            .find_for_login_marked(username, plan.mark, lookup_by)
+            .await?;
         timings.db = started.elapsed();
         *db_role = Some(role);
         // The lookup took the time the hash needed: the database failed this
@@ -348,7 +427,7 @@ impl LoginService {
         }
 
         let started = Instant::now();
-        let issued = self.issue_login_session(&user).await;
+        let issued = self.issue_login_session(&user, plan).await;
         timings.session = started.elapsed();
         issued
     }
@@ -358,7 +437,11 @@ impl LoginService {
     /// the user's sessions before this one existed, so the password is
     /// checked again once the session is stored: the old password must not
     /// leave a session behind.
-    async fn issue_login_session(&self, user: &UserRecord) -> Result<Issued, AuthError> {
+    async fn issue_login_session(
+        &self,
+        user: &UserRecord,
+        plan: &LoginPlan,
+    ) -> Result<Issued, AuthError> {
         let token = SessionToken::generate();
         // Stores keep milliseconds: so does the session handed out, so that
         // the login and a later check tell the same expiry.
@@ -370,8 +453,12 @@ impl LoginService {
             created_at: now,
             expires_at: now + self.settings.session_ttl,
         };
-        self.sessions.create(&session).await?;
-        if !self.users.password_unchanged(user).await? {
+        let after = self.after_success(user, &session, &plan.known).await?;
+        if !self
+            .users
+            .password_unchanged_between(user, plan.mark, after)
+            .await?
+        {
             self.sessions.revoke(&session.token_hash).await?;
             return Err(AuthError::InvalidCredentials);
         }

@@ -112,6 +112,36 @@ pub struct LimitCheck<'a> {
     pub consume: bool,
 }
 
+/// The four limits of a login, in the order [`LoginLimiter::judge_login`]
+/// reads their decisions: every attempt from the address (counted), then,
+/// looked at only, the address's failures, the account's from this address,
+/// and the account's from anywhere.
+#[derive(Debug, Clone)]
+pub struct LoginChecks {
+    keys: [String; 4],
+    rates: [Rate; 4],
+    /// The limiter's clock when the checks were made.
+    pub now_ms: i64,
+}
+
+impl LoginChecks {
+    pub fn as_checks(&self) -> [LimitCheck<'_>; 4] {
+        std::array::from_fn(|i| LimitCheck {
+            key: &self.keys[i],
+            rate: self.rates[i],
+            consume: i == 0,
+        })
+    }
+}
+
+/// A key a store keeps for a while ([`LimitStore::remember`]).
+#[derive(Debug, Clone)]
+pub struct Remember {
+    pub key: String,
+    pub ttl: Duration,
+    pub now_ms: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("rate-limit store unavailable: {0}")]
 pub struct LimitError(pub String);
@@ -236,38 +266,50 @@ impl LoginLimiter {
     /// Whether `ip` may try `user`'s password now (counts the address too).
     /// Every limit is read at once: one round trip to a shared store.
     pub async fn admit_login(&self, user: &Username, ip: IpAddr) -> Result<(), Limited> {
-        let now = self.now_ms();
+        let checks = self.login_checks(user, ip);
+        let decisions = self
+            .store
+            .check_all(&checks.as_checks(), self.now_ms())
+            .await;
+        self.judge_login(decisions, user, ip).await
+    }
+
+    /// The limits a login from `ip` to `user` must pass, for a store to
+    /// decide together with whatever else the login asks it for.
+    pub fn login_checks(&self, user: &Username, ip: IpAddr) -> LoginChecks {
         let s = &self.settings;
-        let (address, failures, pair, account) = (
-            address_key(ip),
-            failures_key(ip),
-            pair_key(user, ip),
-            account_key(user),
-        );
-        let checks = [
-            LimitCheck {
-                key: &address,
-                rate: s.per_ip,
-                consume: true,
-            },
-            LimitCheck {
-                key: &failures,
-                rate: s.per_ip_failures,
-                consume: false,
-            },
-            LimitCheck {
-                key: &pair,
-                rate: s.per_account_ip_failures,
-                consume: false,
-            },
-            LimitCheck {
-                key: &account,
-                rate: s.per_account_failures,
-                consume: false,
-            },
-        ];
-        let decisions = match self.store.check_all(&checks, now).await {
-            Ok(decisions) => decisions,
+        LoginChecks {
+            keys: [
+                address_key(ip),
+                failures_key(ip),
+                pair_key(user, ip),
+                account_key(user),
+            ],
+            rates: [
+                s.per_ip,
+                s.per_ip_failures,
+                s.per_account_ip_failures,
+                s.per_account_failures,
+            ],
+            now_ms: self.now_ms(),
+        }
+    }
+
+    /// Admits or refuses a login on the decisions of its
+    /// [`login_checks`](Self::login_checks). A store that could not answer
+    /// lets it through (see [`refuse_if_denied`]).
+    pub async fn judge_login(
+        &self,
+        decisions: Result<Vec<Decision>, LimitError>,
+        user: &Username,
+        ip: IpAddr,
+    ) -> Result<(), Limited> {
+        let decisions = match decisions {
+            Ok(decisions) if decisions.len() == 4 => decisions,
+            Ok(other) => {
+                let e = LimitError(format!("{} decisions for 4 limits", other.len()));
+                return refuse_if_denied(Err(e), LimitScope::Ip);
+            }
             Err(e) => return refuse_if_denied(Err(e), LimitScope::Ip),
         };
         let scopes = [LimitScope::Ip, LimitScope::Ip, LimitScope::User];
@@ -279,7 +321,7 @@ impl LoginLimiter {
             // is one the user logged in from before.
             let known = self
                 .store
-                .remembers(&known_key(user, ip), now)
+                .remembers(&known_key(user, ip), self.now_ms())
                 .await
                 .unwrap_or(false);
             if !known {
@@ -289,13 +331,29 @@ impl LoginLimiter {
         Ok(())
     }
 
+    /// What a successful login remembers: its address, known to the account
+    /// for a while (it then passes the account's failure limit).
+    pub fn known_address(&self, user: &Username, ip: IpAddr) -> Remember {
+        Remember {
+            key: known_key(user, ip),
+            ttl: self.settings.known_address_ttl,
+            now_ms: self.now_ms(),
+        }
+    }
+
+    /// The store the limits live in.
+    pub fn store(&self) -> &Arc<dyn LimitStore> {
+        &self.store
+    }
+
     /// Records the result of a login that was admitted: one round trip.
     pub async fn record_login(&self, user: &Username, ip: IpAddr, succeeded: bool) {
         let now = self.now_ms();
         let s = &self.settings;
         let result = if succeeded {
+            let known = self.known_address(user, ip);
             self.store
-                .remember(&known_key(user, ip), s.known_address_ttl, now)
+                .remember(&known.key, known.ttl, known.now_ms)
                 .await
         } else {
             let (pair, account, address) =

@@ -1,6 +1,7 @@
 //! The ports the login flow needs from storage. Adapters live in the storage
 //! crate (SQLite, MySQL with replicas, Redis, in-process caches).
 
+use crate::ratelimit::{Decision, LimitError, LoginChecks, Remember};
 use crate::session::{Session, TokenHash};
 use crate::username::Username;
 use async_trait::async_trait;
@@ -43,6 +44,16 @@ pub struct UserRecord {
     /// the version of the credential a login verified.
     pub password_changed_at: DateTime<Utc>,
 }
+
+/// Where a store's read-your-writes mechanism stands for one user: an
+/// opaque version that moves whenever a write to the user's row starts or
+/// lands. A login reads it with its limits before the hash, hands it to the
+/// lookup (which then reads a copy that has the user's last write), and
+/// reads it again with its session after the hash: if it has not moved, no
+/// password change landed in between. Stores without such a mechanism keep
+/// the default, and answer `password_unchanged` by reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteMark(pub Option<i64>);
 
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -96,6 +107,23 @@ pub trait UserStore: Send + Sync + 'static {
         let _ = deadline;
         self.find_for_login(username).await
     }
+    /// The user's [`WriteMark`] now. Never fails: a store that cannot tell
+    /// answers a mark that sends the lookup to the primary.
+    async fn write_mark(&self, username: &Username) -> WriteMark {
+        let _ = username;
+        WriteMark::default()
+    }
+    /// [`find_for_login_by`](Self::find_for_login_by) with the mark this
+    /// login read before its hash.
+    async fn find_for_login_marked(
+        &self,
+        username: &Username,
+        mark: WriteMark,
+        deadline: Instant,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let _ = mark;
+        self.find_for_login_by(username, deadline).await
+    }
     async fn create(&self, user: NewUser) -> Result<UserRecord, StoreError>;
     /// Bulk import (load-test seeding, migrations from another system): one
     /// transaction per call; existing names are skipped. Returns how many
@@ -127,6 +155,18 @@ pub trait UserStore: Send + Sync + 'static {
     /// landed meanwhile may have revoked the user's sessions before this one
     /// existed. A removed user's password has changed.
     async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError>;
+    /// The same question, knowing the user's marks before the lookup and
+    /// after the session was stored: a store whose marks show that nothing
+    /// was written in between answers without a read.
+    async fn password_unchanged_between(
+        &self,
+        user: &UserRecord,
+        before: WriteMark,
+        after: WriteMark,
+    ) -> Result<bool, StoreError> {
+        let _ = (before, after);
+        self.password_unchanged(user).await
+    }
     async fn remove(&self, username: &Username) -> Result<(), StoreError>;
     async fn list(
         &self,
@@ -148,4 +188,30 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError>;
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError>;
     async fn ready(&self) -> Result<(), StoreError>;
+}
+
+/// The state a login shares with the rest of the fleet, asked for in one
+/// step before the hash and one after a verified password, so that a store
+/// holding all of it behind a network answers each step in one round trip
+/// (Redis: one script each). Without it the login asks the limit, user and
+/// session stores in turn.
+#[async_trait]
+pub trait LoginRoundTrips: Send + Sync + 'static {
+    /// Before the hash: the decisions of the login's limits (as
+    /// [`LimitStore::check_all`](crate::ratelimit::LimitStore::check_all),
+    /// an error letting the login through) and the user's write mark.
+    async fn before_hash(
+        &self,
+        checks: &LoginChecks,
+        username: &Username,
+    ) -> (Result<Vec<Decision>, LimitError>, WriteMark);
+    /// After a verified password: stores the session, remembers the
+    /// address as known to the account, and answers the user's write mark
+    /// read after the session was stored. An error means the session may
+    /// not exist: the login fails.
+    async fn after_success(
+        &self,
+        session: &Session,
+        known: &Remember,
+    ) -> Result<WriteMark, StoreError>;
 }

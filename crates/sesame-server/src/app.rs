@@ -46,6 +46,10 @@ impl App {
         if let Some(shared) = stores.limits {
             service = service.with_limit_store(shared);
         }
+        // ... and a login asks it for its shared state in two round trips.
+        if let Some(shared) = stores.round_trips {
+            service = service.with_round_trips(shared);
+        }
         let deny_list = match &config.deny_list {
             Some(path) => {
                 let list = SharedDenyList::new(crate::denylist::load(path)?);

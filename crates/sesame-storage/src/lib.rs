@@ -12,6 +12,7 @@ pub mod markers;
 pub mod mysql;
 mod query_metrics;
 pub mod ratelimit;
+pub mod redis_login;
 pub mod redis_sentinel;
 pub mod redis_store;
 pub mod revocations;
@@ -22,12 +23,13 @@ mod time;
 pub use cache::CachedSessions;
 pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
 pub use ratelimit::{RedisRateLimiter, SharedLimits};
+pub use redis_login::RedisLoginRoundTrips;
 pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 
 use markers::{LocalWrites, RecentWrites};
 use redis_store::RedisWrites;
-use sesame_domain::{SessionStore, StoreError, UserStore};
+use sesame_domain::{LoginRoundTrips, SessionStore, StoreError, UserStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +44,10 @@ pub struct Stores {
     /// limits while Redis is down: hand it to `LoginLimiter::new`. `None`
     /// without Redis (use `InMemoryLimits`).
     pub limits: Option<Arc<dyn sesame_domain::LimitStore>>,
+    /// A login's limits, user's write mark and session in one Redis round
+    /// trip before the hash and one after: hand it to
+    /// `LoginService::with_round_trips`. `None` without Redis.
+    pub round_trips: Option<Arc<dyn LoginRoundTrips>>,
 }
 
 /// How to open the stores.
@@ -179,9 +185,14 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
         None => None,
     };
     let rate_limiter = redis.clone().map(RedisRateLimiter::new);
-    let limits = rate_limiter
+    let shared_limits = rate_limiter.clone().map(|r| Arc::new(SharedLimits::new(r)));
+    let limits = shared_limits
         .clone()
-        .map(|r| Arc::new(SharedLimits::new(r)) as Arc<dyn sesame_domain::LimitStore>);
+        .map(|l| l as Arc<dyn sesame_domain::LimitStore>);
+    let round_trips = redis
+        .clone()
+        .zip(shared_limits)
+        .map(|(r, l)| Arc::new(RedisLoginRoundTrips::new(r, l)) as Arc<dyn LoginRoundTrips>);
     if config.is_mysql() {
         let settings = config.mysql_settings();
         let markers: Arc<dyn RecentWrites> = match &redis {
@@ -207,6 +218,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
                 sessions,
                 backend: "mysql",
                 limits,
+                round_trips,
             },
             mysql: Some(store),
             rate_limiter,
@@ -232,6 +244,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
             sessions,
             backend: "sqlite",
             limits,
+            round_trips,
         },
         mysql: None,
         rate_limiter,

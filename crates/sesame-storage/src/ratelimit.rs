@@ -24,30 +24,43 @@ pub struct RedisRateLimiter {
     charge_script: Script,
 }
 
-// LimitStore::check_all, the domain's `gcra` step over every key at once
-// (one round trip for all of a login's limits). KEYS: states; ARGV[1]: now
-// ms, then per key: interval ms, tolerance ms, consume (1/0). Returns per
-// key -1 when allowed, else the ms until it would be.
-const CHECK_ALL: &str = r"
+/// The domain's `gcra` step for one key, in Lua: answers -1 when allowed
+/// (and, if `consume`, counts the event), else the ms until it would be.
+/// Shared by every script that checks limits.
+macro_rules! gcra_check_lua {
+    () => {
+        r"
+local function gcra_check(key, now, interval, tolerance, consume)
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local allow_at = tat - tolerance
+  if now < allow_at then return allow_at - now end
+  if consume then
+    local next = tat + interval
+    redis.call('SET', key, string.format('%.0f', next), 'PX', math.max(1, next - now))
+  end
+  return -1
+end
+"
+    };
+}
+pub(crate) use gcra_check_lua;
+
+// LimitStore::check_all: every key at once (one round trip for all of a
+// login's limits). KEYS: states; ARGV[1]: now ms, then per key: interval
+// ms, tolerance ms, consume (1/0). Returns per key what `gcra_check` does.
+const CHECK_ALL: &str = concat!(
+    gcra_check_lua!(),
+    r"
 local now = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
   local at = 2 + (i - 1) * 3
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local allow_at = tat - tonumber(ARGV[at + 1])
-  if now < allow_at then
-    out[i] = allow_at - now
-  else
-    if ARGV[at + 2] == '1' then
-      local next = tat + tonumber(ARGV[at])
-      redis.call('SET', key, string.format('%.0f', next), 'PX', math.max(1, next - now))
-    end
-    out[i] = -1
-  end
+  out[i] = gcra_check(key, now, tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 2] == '1')
 end
 return out
-";
+"
+);
 
 // LimitStore::charge_all. KEYS: states; ARGV[1]: now ms, then per key its
 // interval ms.
@@ -79,8 +92,53 @@ impl RedisRateLimiter {
     }
 }
 
-fn limit_error(e: StoreError) -> LimitError {
+pub(crate) fn limit_error(e: StoreError) -> LimitError {
     LimitError(e.to_string())
+}
+
+/// The keys and arguments of `checks` for a script that starts with
+/// [`CHECK_ALL`]'s: `now_ms`, then interval, tolerance and consume per key.
+pub(crate) fn add_checks(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    redis: &RedisConn,
+    checks: &[LimitCheck<'_>],
+    now_ms: i64,
+) {
+    invocation.arg(now_ms);
+    for c in checks {
+        invocation
+            .key(redis.key("rl", c.key))
+            .arg(c.rate.interval_ms())
+            .arg(c.rate.tolerance_ms())
+            .arg(i32::from(c.consume));
+    }
+}
+
+/// The decisions of `gcra_check` answers, one per limit.
+pub(crate) fn decisions(waits: Vec<i64>, limits: usize) -> Result<Vec<Decision>, LimitError> {
+    if waits.len() != limits {
+        return Err(LimitError(format!(
+            "rate-limit script answered {} decisions for {limits} limits",
+            waits.len()
+        )));
+    }
+    Ok(waits
+        .into_iter()
+        .map(|wait| {
+            if wait < 0 {
+                Decision::Allow
+            } else {
+                Decision::Deny {
+                    retry_after: Duration::from_millis(wait as u64),
+                }
+            }
+        })
+        .collect())
+}
+
+/// The key [`LimitStore::remember`] keeps `key` under.
+pub(crate) fn remembered_key(redis: &RedisConn, key: &str) -> String {
+    redis.key("rm", key)
 }
 
 #[async_trait]
@@ -106,38 +164,13 @@ impl LimitStore for RedisRateLimiter {
         now_ms: i64,
     ) -> Result<Vec<Decision>, LimitError> {
         let mut invocation = self.check_script.prepare_invoke();
-        invocation.arg(now_ms);
-        for c in checks {
-            invocation
-                .key(self.redis.key("rl", c.key))
-                .arg(c.rate.interval_ms())
-                .arg(c.rate.tolerance_ms())
-                .arg(i32::from(c.consume));
-        }
+        add_checks(&mut invocation, &self.redis, checks, now_ms);
         let waits: Vec<i64> = self
             .redis
             .invoke("rate_limit_check", &invocation)
             .await
             .map_err(limit_error)?;
-        if waits.len() != checks.len() {
-            return Err(LimitError(format!(
-                "rate-limit script answered {} decisions for {} limits",
-                waits.len(),
-                checks.len()
-            )));
-        }
-        Ok(waits
-            .into_iter()
-            .map(|wait| {
-                if wait < 0 {
-                    Decision::Allow
-                } else {
-                    Decision::Deny {
-                        retry_after: Duration::from_millis(wait as u64),
-                    }
-                }
-            })
-            .collect())
+        decisions(waits, checks.len())
     }
 
     async fn charge_all(&self, charges: &[(&str, Rate)], now_ms: i64) -> Result<(), LimitError> {
@@ -156,7 +189,7 @@ impl LimitStore for RedisRateLimiter {
     }
 
     async fn remember(&self, key: &str, ttl: Duration, now_ms: i64) -> Result<(), LimitError> {
-        let key = self.redis.key("rm", key);
+        let key = remembered_key(&self.redis, key);
         let ttl_ms = (ttl.as_millis() as i64).max(1);
         let until = now_ms + ttl_ms;
         self.redis
@@ -174,7 +207,7 @@ impl LimitStore for RedisRateLimiter {
     }
 
     async fn remembers(&self, key: &str, now_ms: i64) -> Result<bool, LimitError> {
-        let key = self.redis.key("rm", key);
+        let key = remembered_key(&self.redis, key);
         let until: Option<i64> = self
             .redis
             .run("rate_limit_known", |mut c| async move {
@@ -205,6 +238,24 @@ impl SharedLimits {
     fn fell_back(e: &LimitError) {
         metrics::counter!("sesame_rate_limit_fallback_total").increment(1);
         tracing::warn!(error = %e, "rate-limit store unreachable; using in-process limits");
+    }
+
+    /// What `check_all` answers when Redis could not (`e`): this process's
+    /// own limits.
+    pub(crate) async fn check_all_locally(
+        &self,
+        checks: &[LimitCheck<'_>],
+        now_ms: i64,
+        e: &LimitError,
+    ) -> Result<Vec<Decision>, LimitError> {
+        Self::fell_back(e);
+        self.local.check_all(checks, now_ms).await
+    }
+
+    /// The in-process half of `remember`, for a caller that remembered in
+    /// Redis itself.
+    pub(crate) async fn remember_locally(&self, key: &str, ttl: Duration, now_ms: i64) {
+        let _ = self.local.remember(key, ttl, now_ms).await;
     }
 }
 

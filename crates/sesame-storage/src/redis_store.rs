@@ -318,15 +318,25 @@ pub struct RedisSessions {
     create: Script,
 }
 
-// KEYS: session key, user set; ARGV: value, expires_at ms, token hex, now ms.
-const CREATE_SESSION: &str = r"
+/// Stores a session and adds it to its user's set (dropping the set's
+/// expired members; the set lives as long as its last session). KEYS[1]:
+/// session key, KEYS[2]: user set; ARGV[1]: value, ARGV[2]: expires_at ms,
+/// ARGV[3]: token hex, ARGV[4]: now ms. Shared by the scripts that create
+/// sessions.
+macro_rules! create_session_lua {
+    () => {
+        r"
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
-return 1
-";
+"
+    };
+}
+pub(crate) use create_session_lua;
+
+const CREATE_SESSION: &str = concat!(create_session_lua!(), "return 1\n");
 
 // KEYS: user set; ARGV: session key prefix. Returns how many live sessions
 // were deleted.
@@ -355,6 +365,21 @@ impl RedisSessions {
     fn user_key(&self, user_id: i64) -> String {
         self.redis.key("u", &user_id.to_string())
     }
+}
+
+/// The keys and arguments of [`create_session_lua`] for `session`.
+pub(crate) fn add_session(
+    invocation: &mut redis::ScriptInvocation<'_>,
+    redis: &RedisConn,
+    session: &Session,
+) {
+    invocation
+        .key(redis.key("s", &session.token_hash.to_hex()))
+        .key(redis.key("u", &session.user_id.to_string()))
+        .arg(encode(session))
+        .arg(to_ms(session.expires_at))
+        .arg(session.token_hash.to_hex())
+        .arg(to_ms(Utc::now()));
 }
 
 /// `user_id|created_ms|expires_ms|username` (the username last: it is the
@@ -387,19 +412,8 @@ fn decode(hash: TokenHash, value: &str) -> Option<Session> {
 #[async_trait]
 impl SessionStore for RedisSessions {
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        let key = self.session_key(&session.token_hash);
-        let user_key = self.user_key(session.user_id);
-        let value = encode(session);
-        let expires = to_ms(session.expires_at);
-        let hex = session.token_hash.to_hex();
-        let now = to_ms(Utc::now());
-        let mut created = self.create.key(key);
-        created
-            .key(user_key)
-            .arg(value)
-            .arg(expires)
-            .arg(hex)
-            .arg(now);
+        let mut created = self.create.prepare_invoke();
+        add_session(&mut created, &self.redis, session);
         self.redis
             .invoke::<i64>("session_create", &created)
             .await
@@ -473,6 +487,11 @@ end
 return 1
 ";
 
+/// The key of `user`'s recent-write marker.
+pub(crate) fn marker_key(redis: &RedisConn, user: &str) -> String {
+    redis.key("w", user)
+}
+
 impl RedisWrites {
     pub fn new(redis: RedisConn, ttl: Duration) -> Self {
         Self { redis, ttl }
@@ -482,7 +501,7 @@ impl RedisWrites {
     /// one it replaced.
     fn set(&self, user: &str, value: i64) -> Cmd {
         let mut set = redis::cmd("SET");
-        set.arg(self.redis.key("w", user))
+        set.arg(marker_key(&self.redis, user))
             .arg(value)
             .arg("PX")
             .arg(self.ttl.as_millis() as u64)
@@ -505,7 +524,7 @@ impl RecentWrites for RedisWrites {
     }
 
     async fn abort(&self, user: &str, previous: Option<i64>) -> Result<(), StoreError> {
-        let key = self.redis.key("w", user);
+        let key = marker_key(&self.redis, user);
         let previous = previous.map(|v| v.to_string()).unwrap_or_default();
         let ttl = (self.ttl.as_millis() as u64).to_string();
         let put_back = eval(
@@ -539,7 +558,7 @@ impl RecentWrites for RedisWrites {
     }
 
     async fn get(&self, user: &str) -> Result<Option<i64>, StoreError> {
-        let key = self.redis.key("w", user);
+        let key = marker_key(&self.redis, user);
         self.redis
             .run("marker_get", |mut c| async move {
                 redis::cmd("GET").arg(key).query_async(&mut c).await

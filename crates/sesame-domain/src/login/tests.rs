@@ -19,6 +19,8 @@ struct Users {
     lookup_delay: Mutex<Duration>,
     /// Login lookups fail as a database that is down.
     down: AtomicBool,
+    /// The marks each password re-check was given (before, after).
+    rechecks: Mutex<Vec<(WriteMark, WriteMark)>>,
 }
 
 #[async_trait::async_trait]
@@ -66,6 +68,19 @@ impl UserStore for Users {
     }
     async fn password_unchanged(&self, _: &UserRecord) -> Result<bool, StoreError> {
         Ok(!self.changed_meanwhile.load(Ordering::SeqCst))
+    }
+    async fn password_unchanged_between(
+        &self,
+        user: &UserRecord,
+        before: WriteMark,
+        after: WriteMark,
+    ) -> Result<bool, StoreError> {
+        self.rechecks.lock().unwrap().push((before, after));
+        // As a store with marks does; without (None), it reads.
+        if before == after && before.0.is_some() {
+            return Ok(true);
+        }
+        self.password_unchanged(user).await
     }
     async fn remove(&self, _: &Username) -> Result<(), StoreError> {
         unimplemented!()
@@ -448,4 +463,85 @@ async fn a_blocked_address_is_refused_before_any_store() {
     blocked.replace(crate::denylist::DenyList::default());
     let unblocked = service.login(&name, pw(OLD), ip(), Instant::now()).await;
     assert_eq!(unblocked.outcome(), Outcome::Ok);
+}
+
+/// A [`LoginRoundTrips`] that counts its calls and answers the marks it is
+/// told to.
+struct CountedRoundTrips {
+    sessions: Arc<Sessions>,
+    calls: std::sync::atomic::AtomicUsize,
+    after_mark: Mutex<WriteMark>,
+}
+
+#[async_trait::async_trait]
+impl LoginRoundTrips for CountedRoundTrips {
+    async fn before_hash(
+        &self,
+        _: &LoginChecks,
+        _: &Username,
+    ) -> (Result<Vec<Decision>, LimitError>, WriteMark) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        (Ok(vec![Decision::Allow; 4]), WriteMark(Some(1)))
+    }
+    async fn after_success(
+        &self,
+        session: &Session,
+        _: &Remember,
+    ) -> Result<WriteMark, StoreError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.sessions.create(session).await?;
+        Ok(*self.after_mark.lock().unwrap())
+    }
+}
+
+/// With a round-trip port, a successful login asks it twice (before the
+/// hash, after the password) and neither the limit nor the session store;
+/// a failed one asks it once and charges the limits once. Its marks reach
+/// the password re-check: unmoved, nothing more is read; moved over a
+/// change that landed meanwhile, the login is refused and its session gone.
+#[tokio::test]
+async fn a_login_asks_its_round_trip_port_twice_and_rechecks_on_its_marks() {
+    let (service, users, sessions, name) = service_with("ursa").await;
+    let limits = Arc::new(CountedLimits::default());
+    let port = Arc::new(CountedRoundTrips {
+        sessions: sessions.clone(),
+        calls: Default::default(),
+        after_mark: Mutex::new(WriteMark(Some(1))),
+    });
+    let service = service
+        .with_limit_store(limits.clone())
+        .with_round_trips(port.clone());
+    let created_before = sessions.live.lock().unwrap().len();
+
+    let ok = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+    assert_eq!(ok.outcome(), Outcome::Ok);
+    assert_eq!(port.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(limits.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(sessions.live.lock().unwrap().len(), created_before + 1);
+    assert_eq!(
+        users.rechecks.lock().unwrap().last(),
+        Some(&(WriteMark(Some(1)), WriteMark(Some(1))))
+    );
+
+    port.calls.store(0, Ordering::SeqCst);
+    let failed = service
+        .login(&name, pw("not-the-password-at-all"), ip(), Instant::now())
+        .await;
+    assert_eq!(failed.outcome(), Outcome::InvalidCredentials);
+    assert_eq!(port.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(limits.calls.load(Ordering::SeqCst), 1, "one charge");
+
+    *port.after_mark.lock().unwrap() = WriteMark(Some(2));
+    users.changed_meanwhile.store(true, Ordering::SeqCst);
+    let raced = service.login(&name, pw(OLD), ip(), Instant::now()).await;
+    assert_eq!(raced.outcome(), Outcome::InvalidCredentials);
+    assert_eq!(
+        users.rechecks.lock().unwrap().last(),
+        Some(&(WriteMark(Some(1)), WriteMark(Some(2))))
+    );
+    assert_eq!(
+        sessions.live.lock().unwrap().len(),
+        created_before + 1,
+        "the raced login's session was revoked"
+    );
 }

@@ -8,7 +8,7 @@ use crate::sql::{changed_a_row, SET_PASSWORD_HASH};
 use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sesame_domain::{DbRole, NewUser, StoreError, UserRecord, UserStore, Username};
+use sesame_domain::{DbRole, NewUser, StoreError, UserRecord, UserStore, Username, WriteMark};
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 use std::time::Instant;
@@ -65,17 +65,30 @@ impl UserStore for MySqlStore {
         username: &Username,
         deadline: Instant,
     ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
+        let mark = self.write_mark(username).await;
+        self.find_for_login_marked(username, mark, deadline).await
+    }
+
+    /// The recent-write marker; unreadable, it is PENDING: unknown whether
+    /// the user was just written, so only the primary is safe.
+    async fn write_mark(&self, username: &Username) -> WriteMark {
+        match self.inner.markers.get(username.as_str()).await {
+            Ok(m) => WriteMark(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "recent-write markers unreadable; reading the primary");
+                WriteMark(Some(PENDING))
+            }
+        }
+    }
+
+    async fn find_for_login_marked(
+        &self,
+        username: &Username,
+        WriteMark(marker): WriteMark,
+        deadline: Instant,
+    ) -> Result<(Option<UserRecord>, DbRole), StoreError> {
         let i = &self.inner;
         let deadline = deadline.min(Instant::now() + i.settings.timeout);
-        let marker = match i.markers.get(username.as_str()).await {
-            Ok(m) => m,
-            Err(e) => {
-                // Unknown whether the user was just written: only the
-                // primary is safe.
-                tracing::warn!(error = %e, "recent-write markers unreadable; reading the primary");
-                Some(PENDING)
-            }
-        };
         let order = self.lookup_order(marker);
         let mut failures = Vec::new();
         let attempts = order.len();
@@ -242,17 +255,26 @@ impl UserStore for MySqlStore {
     }
 
     async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {
-        // Every write to a user's row sets its recent-write marker first, and
-        // the marker outlives a login (seconds against a latency budget). No
-        // marker: nothing was written since this login's lookup. Otherwise
-        // the primary decides.
-        let marker = match self.inner.markers.get(user.username.as_str()).await {
-            Ok(None) => return Ok(true),
-            Ok(Some(marker)) => marker,
-            Err(e) => {
-                tracing::warn!(error = %e, "recent-write markers unreadable; asking the primary");
-                PENDING
-            }
+        let now = self.write_mark(&user.username).await;
+        self.password_unchanged_between(user, now, now).await
+    }
+
+    /// Every write to a user's row sets its recent-write marker first (to
+    /// PENDING, then to its commit stamp), and the marker outlives a login
+    /// (seconds against a latency budget). The same settled marker before
+    /// the lookup and after the session: nothing was written in between. No
+    /// marker after: nothing was written since the lookup. Otherwise the
+    /// primary decides.
+    async fn password_unchanged_between(
+        &self,
+        user: &UserRecord,
+        WriteMark(before): WriteMark,
+        WriteMark(after): WriteMark,
+    ) -> Result<bool, StoreError> {
+        let marker = match after {
+            None => return Ok(true),
+            Some(m) if before == after && m != PENDING => return Ok(true),
+            Some(m) => m,
         };
         const SQL: &str = "SELECT password_changed_at FROM users WHERE id = ?";
         let started = Instant::now();

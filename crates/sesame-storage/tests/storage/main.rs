@@ -7,12 +7,14 @@
 //! - `topology`: the MySQL store, its replicas and read-your-writes;
 //! - `cache`: sessions and rate limits in Redis;
 //! - `failures`: servers that crash, hang or are not there;
+//! - `login_round_trips`: a login's shared state in two Redis round trips;
 //! - `sentinel`: Redis behind Sentinel, its failover, and revocations
 //!   acknowledged by a replica (`WAIT`);
 //! - `sqlite`: the embedded store.
 
 mod cache;
 mod failures;
+mod login_round_trips;
 mod sentinel;
 mod sqlite;
 mod topology;
