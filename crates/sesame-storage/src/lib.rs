@@ -13,6 +13,7 @@ pub mod mysql;
 mod query_metrics;
 pub mod ratelimit;
 pub mod redis_sentinel;
+pub mod redis_session_cache;
 pub mod redis_store;
 pub mod revocations;
 mod sql;
@@ -22,6 +23,7 @@ mod time;
 pub use cache::CachedSessions;
 pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
 pub use ratelimit::{RedisRateLimiter, SharedLimits};
+pub use redis_session_cache::RedisCachedSessions;
 pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 
@@ -63,9 +65,11 @@ pub struct StorageConfig {
     pub cache_replica_acks: Option<u32>,
     /// A replica further behind the primary than this is not read from.
     pub max_replica_lag: Duration,
-    /// Live sessions kept in process memory in front of the database
-    /// (SQLite only; with MySQL or Redis every instance must see a
-    /// revocation at once, so there is no process-local session cache).
+    /// Live sessions kept in process memory in front of the session store:
+    /// SQLite's (see `CachedSessions`), or Redis' (see
+    /// `RedisCachedSessions`: a revocation is refused everywhere within its
+    /// `BOUND`). 0 turns the cache off. Sessions in MySQL (no `--cache`)
+    /// are never cached.
     pub session_cache_capacity: u64,
     /// Prefix of every Redis key, so several deployments can share a Redis.
     pub cache_namespace: String,
@@ -198,7 +202,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
         };
         let store = MySqlStore::open(settings, markers).await?;
         let sessions: Arc<dyn SessionStore> = match redis {
-            Some(r) => Arc::new(RedisSessions::new(r)),
+            Some(r) => redis_sessions(r, config.session_cache_capacity),
             None => Arc::new(store.clone()),
         };
         return Ok(Opened {
@@ -219,7 +223,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
     }
     let store = Arc::new(SqliteStore::open(&config.database_url).await?);
     let sessions: Arc<dyn SessionStore> = match redis {
-        Some(r) => Arc::new(RedisSessions::new(r)),
+        Some(r) => redis_sessions(r, config.session_cache_capacity),
         None => Arc::new(CachedSessions::new(
             store.clone(),
             store.revocations(),
@@ -236,6 +240,15 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
         mysql: None,
         rate_limiter,
     })
+}
+
+/// Sessions in Redis, cached in process unless `capacity` is 0.
+fn redis_sessions(redis: RedisConn, capacity: u64) -> Arc<dyn SessionStore> {
+    let sessions = RedisSessions::new(redis);
+    if capacity == 0 {
+        return Arc::new(sessions);
+    }
+    Arc::new(RedisCachedSessions::new(sessions, capacity))
 }
 
 /// Creates or upgrades the schema of the configured database, then returns:
