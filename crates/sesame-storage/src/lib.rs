@@ -224,6 +224,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
     let store = Arc::new(SqliteStore::open(&config.database_url).await?);
     let sessions: Arc<dyn SessionStore> = match redis {
         Some(r) => redis_sessions(r, config.session_cache_capacity),
+        None if config.session_cache_capacity == 0 => store.clone(),
         None => Arc::new(CachedSessions::new(
             store.clone(),
             store.revocations(),
