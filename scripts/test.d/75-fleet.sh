@@ -2,7 +2,8 @@
 # Fleet suite (issue 14): the fleet tool's own unit tests, then the fleet's
 # promises proved on a fleet of its own (scripts/fleet-proofs, short
 # variant): a rolling deploy under load, shared state across instances,
-# overload at the balancer, observability as one; then the shortest
+# a revocation refused by every instance within 50 ms (their session
+# caches), overload at the balancer, observability as one; then the shortest
 # incident drill (issue 15, primary-crash) on a fleet of its own. The others
 # run on demand (`scripts/fleet drill all`); the overload proof covers what
 # the surge drill sheds. Installs HAProxy,

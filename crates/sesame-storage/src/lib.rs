@@ -14,6 +14,7 @@ mod query_metrics;
 pub mod ratelimit;
 pub mod redis_login;
 pub mod redis_sentinel;
+pub mod redis_session_cache;
 pub mod redis_store;
 pub mod revocations;
 mod sql;
@@ -24,6 +25,7 @@ pub use cache::CachedSessions;
 pub use mysql::{MySqlSettings, MySqlStore, ReplicaStatus};
 pub use ratelimit::{RedisRateLimiter, SharedLimits};
 pub use redis_login::RedisLoginRoundTrips;
+pub use redis_session_cache::RedisCachedSessions;
 pub use redis_store::{RedisConn, RedisSessions};
 pub use sqlite::SqliteStore;
 
@@ -69,9 +71,11 @@ pub struct StorageConfig {
     pub cache_replica_acks: Option<u32>,
     /// A replica further behind the primary than this is not read from.
     pub max_replica_lag: Duration,
-    /// Live sessions kept in process memory in front of the database
-    /// (SQLite only; with MySQL or Redis every instance must see a
-    /// revocation at once, so there is no process-local session cache).
+    /// Live sessions kept in process memory in front of the session store:
+    /// SQLite's (see `CachedSessions`), or Redis' (see
+    /// `RedisCachedSessions`: a revocation is refused everywhere within its
+    /// `BOUND`). 0 turns the cache off. Sessions in MySQL (no `--cache`)
+    /// are never cached.
     pub session_cache_capacity: u64,
     /// Prefix of every Redis key, so several deployments can share a Redis.
     pub cache_namespace: String,
@@ -209,7 +213,7 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
         };
         let store = MySqlStore::open(settings, markers).await?;
         let sessions: Arc<dyn SessionStore> = match redis {
-            Some(r) => Arc::new(RedisSessions::new(r)),
+            Some(r) => redis_sessions(r, config.session_cache_capacity),
             None => Arc::new(store.clone()),
         };
         return Ok(Opened {
@@ -231,7 +235,8 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
     }
     let store = Arc::new(SqliteStore::open(&config.database_url).await?);
     let sessions: Arc<dyn SessionStore> = match redis {
-        Some(r) => Arc::new(RedisSessions::new(r)),
+        Some(r) => redis_sessions(r, config.session_cache_capacity),
+        None if config.session_cache_capacity == 0 => store.clone(),
         None => Arc::new(CachedSessions::new(
             store.clone(),
             store.revocations(),
@@ -249,6 +254,15 @@ pub async fn open_parts(config: &StorageConfig) -> Result<Opened, StoreError> {
         mysql: None,
         rate_limiter,
     })
+}
+
+/// Sessions in Redis, cached in process unless `capacity` is 0.
+fn redis_sessions(redis: RedisConn, capacity: u64) -> Arc<dyn SessionStore> {
+    let sessions = RedisSessions::new(redis);
+    if capacity == 0 {
+        return Arc::new(sessions);
+    }
+    Arc::new(RedisCachedSessions::new(sessions, capacity))
 }
 
 /// Creates or upgrades the schema of the configured database, then returns:

@@ -21,6 +21,7 @@ use redis::aio::MultiplexedConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{AsyncConnectionConfig, ConnectionAddr, Role};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -212,6 +213,9 @@ struct Master {
     /// connection it happened on.
     generation: u64,
     conn: Option<MultiplexedConnection>,
+    /// The client `conn` was made from, for connections of other kinds
+    /// (pub/sub) to the same master.
+    client: Option<redis::Client>,
     /// `host:port` of the master `conn` is connected to.
     addr: String,
     /// Why there is no connection (the last failure), for error messages.
@@ -270,6 +274,42 @@ impl SentinelMaster {
             self.shared.resolve_in_background();
             // The sender lives in `shared`, which `self` holds: never closed.
             let _ = rx.changed().await;
+        }
+    }
+
+    /// A client of the current master and the generation of its
+    /// connection, waiting as [`connection`](Self::connection) does: for a
+    /// connection of another kind (pub/sub) to the master the commands use.
+    pub(crate) async fn client(&self) -> (u64, redis::Client) {
+        let mut rx = self.shared.state.subscribe();
+        loop {
+            {
+                let master = rx.borrow_and_update();
+                if let (Some(_), Some(client)) = (&master.conn, &master.client) {
+                    return (master.generation, client.clone());
+                }
+            }
+            self.shared.resolve_in_background();
+            let _ = rx.changed().await;
+        }
+    }
+
+    /// Resolves once the master of `generation` is no longer the one in
+    /// use (retired after a failure, or replaced after a failover).
+    pub(crate) fn superseded(&self, generation: u64) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shared.state.subscribe();
+        async move {
+            loop {
+                {
+                    let master = rx.borrow_and_update();
+                    if master.generation != generation || master.conn.is_none() {
+                        return;
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
         }
     }
 
@@ -332,7 +372,7 @@ impl Shared {
                 return;
             }
             match self.lookup().await {
-                Ok((addr, conn)) => self.publish(addr, conn, None),
+                Ok((addr, client, conn)) => self.publish(addr, client, conn, None),
                 Err(e) => {
                     self.state.send_modify(|master| {
                         if master.conn.is_none() {
@@ -347,7 +387,13 @@ impl Shared {
 
     /// Installs a new master connection (unless one newer than
     /// `replacing` was installed meanwhile).
-    fn publish(&self, addr: String, conn: MultiplexedConnection, replacing: Option<u64>) {
+    fn publish(
+        &self,
+        addr: String,
+        client: redis::Client,
+        conn: MultiplexedConnection,
+        replacing: Option<u64>,
+    ) {
         self.state.send_if_modified(|master| {
             if replacing.is_some_and(|g| g != master.generation) {
                 return false;
@@ -357,6 +403,7 @@ impl Shared {
             }
             master.generation += 1;
             master.conn = Some(conn);
+            master.client = Some(client);
             master.addr = addr;
             master.error = None;
             true
@@ -376,7 +423,7 @@ impl Shared {
 
     /// Asks the sentinels for the master, connects to it and checks its
     /// role on that connection: one bounded lookup.
-    async fn lookup(&self) -> Result<(String, MultiplexedConnection), String> {
+    async fn lookup(&self) -> Result<(String, redis::Client, MultiplexedConnection), String> {
         let found = async {
             let master = {
                 let mut client = self.client.lock().await;
@@ -397,7 +444,7 @@ impl Shared {
             if !matches!(role, Role::Primary { .. }) {
                 return Err(format!("{addr}, named master by the Sentinels, is not one"));
             }
-            Ok((addr, conn))
+            Ok((addr, master, conn))
         };
         tokio::time::timeout(LOOKUP_TIMEOUT, found)
             .await
@@ -439,7 +486,7 @@ async fn recheck(shared: Weak<Shared>) {
             "the Sentinels name another Redis master; moving to it"
         );
         match shared.lookup().await {
-            Ok((addr, conn)) => shared.publish(addr, conn, Some(generation)),
+            Ok((addr, client, conn)) => shared.publish(addr, client, conn, Some(generation)),
             Err(e) => {
                 // The master in use is not the sentinels' any more: stop
                 // using it, and let the commands look the master up again.

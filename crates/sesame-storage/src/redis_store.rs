@@ -10,6 +10,11 @@
 //! - `{ns}:w:{username}` a recent-write marker (see `markers`).
 //! - `{ns}:rl:{key}` GCRA state of a rate limit (see `ratelimit`).
 //!
+//! And one pub/sub channel, `{ns}:revoked`: every revocation publishes the
+//! hashes it revoked (hex, space-separated) in the same round trip as the
+//! deletion, for the in-process session caches of every instance (see
+//! `redis_session_cache`).
+//!
 //! Every command has a deadline: when Redis is down or hung, the caller gets
 //! `StoreError::Unavailable` within it (sessions fail closed: 503), and the
 //! connection manager reconnects by itself when Redis returns. Behind
@@ -29,11 +34,12 @@ use crate::time::{from_ms, to_ms};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redis::aio::{
-    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSub,
 };
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, Script, Value};
 use sesame_domain::{DbRole, Session, SessionStore, StoreError, TokenHash};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,8 +55,9 @@ pub struct RedisConn {
 
 #[derive(Clone)]
 enum Backend {
-    /// `redis://` or `rediss://`: one server.
-    Direct(ConnectionManager),
+    /// `redis://` or `rediss://`: one server (the client makes the pub/sub
+    /// connections).
+    Direct(ConnectionManager, redis::Client),
     /// `redis+sentinel://`: the master the sentinels name.
     Sentinel(SentinelMaster),
 }
@@ -144,9 +151,9 @@ impl RedisConn {
                 .set_number_of_retries(1)
                 .set_min_delay(Duration::from_millis(50))
                 .set_max_delay(Duration::from_millis(200));
-            let conn = ConnectionManager::new_lazy_with_config(client, config)
+            let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
                 .map_err(|e| StoreError::Other(format!("Redis client: {e}")))?;
-            (Backend::Direct(conn), 0)
+            (Backend::Direct(conn, client), 0)
         };
         let this = Self {
             backend,
@@ -164,6 +171,53 @@ impl RedisConn {
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The name of the pub/sub channel `name` of this namespace.
+    pub fn channel(&self, name: &str) -> String {
+        format!("{}:{name}", self.namespace)
+    }
+
+    /// The deadline of one command.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A pub/sub connection of its own (it cannot share the commands'
+    /// one), to the server the commands go to, subscribed to `channel`
+    /// within the deadline; and a future that resolves once that server is
+    /// no longer the one in use (behind Sentinel: a failover, or a master
+    /// that failed; never for a plain `redis://`).
+    pub(crate) async fn subscribe(
+        &self,
+        channel: &str,
+    ) -> Result<(PubSub, Pin<Box<dyn Future<Output = ()> + Send>>), String> {
+        let (client, superseded): (_, Pin<Box<dyn Future<Output = ()> + Send>>) = match &self
+            .backend
+        {
+            Backend::Direct(_, client) => (client.clone(), Box::pin(std::future::pending::<()>())),
+            Backend::Sentinel(master) => {
+                let (generation, client) = tokio::time::timeout(self.timeout, master.client())
+                    .await
+                    .map_err(|_| {
+                        format!(
+                            "no Redis master from the Sentinels: {}",
+                            master.unavailable_reason().unwrap_or_default()
+                        )
+                    })?;
+                (client, Box::pin(master.superseded(generation)))
+            }
+        };
+        let subscribed = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(self.timeout, subscribed).await {
+            Ok(Ok(pubsub)) => Ok((pubsub, superseded)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("not subscribed within {:?}", self.timeout)),
+        }
     }
 
     /// How many replicas must acknowledge a revocation or a marker's commit.
@@ -184,7 +238,7 @@ impl RedisConn {
         let _timer = QueryTimer::start(query, DbRole::Cache);
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (conn, generation) = match &self.backend {
-            Backend::Direct(c) => (Conn::Direct(c.clone()), None),
+            Backend::Direct(c, _) => (Conn::Direct(c.clone()), None),
             Backend::Sentinel(master) => {
                 match tokio::time::timeout_at(deadline, master.connection()).await {
                     Ok((generation, c)) => (Conn::Sentinel(c), Some(generation)),
@@ -338,8 +392,17 @@ pub(crate) use create_session_lua;
 
 const CREATE_SESSION: &str = concat!(create_session_lua!(), "return 1\n");
 
-// KEYS: user set; ARGV: session key prefix. Returns how many live sessions
-// were deleted.
+// KEYS: session key; ARGV: revocation channel, token hex. Publishes even
+// when the session is gone already: publishing is what a cache needs.
+const REVOKE: &str = r"
+local n = redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return n
+";
+
+// KEYS: user set; ARGV: session key prefix, revocation channel. Returns how
+// many live sessions were deleted, and the hashes of all the user's
+// sessions, which it publishes.
 const REVOKE_ALL: &str = r"
 local members = redis.call('ZRANGE', KEYS[1], 0, -1)
 local n = 0
@@ -347,8 +410,15 @@ for _, h in ipairs(members) do
   n = n + redis.call('DEL', ARGV[1] .. h)
 end
 redis.call('DEL', KEYS[1])
-return n
+if #members > 0 then
+  redis.call('PUBLISH', ARGV[2], table.concat(members, ' '))
+end
+return {n, members}
 ";
+
+/// The channel revocations are published on, under the namespace: the
+/// revoked token hashes in hex, separated by spaces.
+pub const REVOKED_CHANNEL: &str = "revoked";
 
 impl RedisSessions {
     pub fn new(redis: RedisConn) -> Self {
@@ -364,6 +434,28 @@ impl RedisSessions {
 
     fn user_key(&self, user_id: i64) -> String {
         self.redis.key("u", &user_id.to_string())
+    }
+
+    pub fn redis(&self) -> &RedisConn {
+        &self.redis
+    }
+
+    /// [`SessionStore::revoke_all`], also answering the hashes of every
+    /// session of the user it revoked (expired ones too).
+    pub async fn revoke_all_listed(&self, user_id: i64) -> Result<(u64, Vec<String>), StoreError> {
+        let user_key = self.user_key(user_id);
+        let prefix = self.redis.key("s", "");
+        let channel = self.redis.channel(REVOKED_CHANNEL);
+        let script = eval(REVOKE_ALL, &[&user_key], &[&prefix, &channel]);
+        let (n, hashes): (i64, Vec<String>) = self
+            .redis
+            .run_acknowledged(
+                "session_revoke_all",
+                "the revocation of the user's sessions was",
+                script,
+            )
+            .await?;
+        Ok((n.max(0) as u64, hashes))
     }
 }
 
@@ -438,30 +530,22 @@ impl SessionStore for RedisSessions {
     }
 
     /// With replica acknowledgements, answers only once a replica has the
-    /// deletion: a logout a failover could undo is not reported done.
+    /// deletion: a logout a failover could undo is not reported done. The
+    /// revocation is published before the acknowledgement, so every cache
+    /// listening has been sent it by then.
     async fn revoke(&self, token_hash: &TokenHash) -> Result<(), StoreError> {
-        let mut del = redis::cmd("DEL");
-        del.arg(self.session_key(token_hash));
+        let key = self.session_key(token_hash);
+        let channel = self.redis.channel(REVOKED_CHANNEL);
+        let script = eval(REVOKE, &[&key], &[&channel, &token_hash.to_hex()]);
         self.redis
-            .run_acknowledged::<i64>("session_revoke", "the session's revocation was", del)
+            .run_acknowledged::<i64>("session_revoke", "the session's revocation was", script)
             .await
             .map(|_| ())
     }
 
-    /// Acknowledged by replicas as [`revoke`](Self::revoke) is.
+    /// Acknowledged by replicas, and published, as [`revoke`](Self::revoke) is.
     async fn revoke_all(&self, user_id: i64) -> Result<u64, StoreError> {
-        let user_key = self.user_key(user_id);
-        let prefix = self.redis.key("s", "");
-        let script = eval(REVOKE_ALL, &[&user_key], &[&prefix]);
-        let n: i64 = self
-            .redis
-            .run_acknowledged(
-                "session_revoke_all",
-                "the revocation of the user's sessions was",
-                script,
-            )
-            .await?;
-        Ok(n.max(0) as u64)
+        self.revoke_all_listed(user_id).await.map(|(n, _)| n)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -47,6 +47,10 @@ def session(base, token):
     return request(base, "GET", "/v1/session", token=token)[0]
 
 
+def logout(base, token):
+    return request(base, "DELETE", "/v1/session", token=token)[0]
+
+
 def change_password(base, user, old, new):
     return request(
         base, "PUT", f"/v1/users/{user}/password", {"old_password": old, "new_password": new}

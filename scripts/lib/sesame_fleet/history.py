@@ -14,8 +14,9 @@ The promises
    password that starts after the acknowledgment succeeds, on any instance,
    across any failover.
 3. Once a logout or a password change is acknowledged, the revoked session
-   is refused by every instance for every request that starts after the
-   acknowledgment.
+   is refused by every instance for every request that starts more than
+   `revocation_bound` seconds after the acknowledgment (0 unless given:
+   at once; the fleet's instances cache sessions and are allowed 0.05).
 4. After a registration is acknowledged, every login with it (with a
    password that is certainly the current one) succeeds unless it is
    answered with a documented refusal: 503 `unavailable` or `overloaded`,
@@ -91,10 +92,12 @@ P3. A session id is revoked at time e when (a) a logout of that id answered
     of the login that issued the session (the login answering 200 with
     that session; the earliest, should two carry it) answered 204, ended
     at e, and that login ended before the change started. A `session`
-    operation (check) of a revoked id that starts after e and answers ok
-    (200) is a violation naming the check, the revoking operation (the
-    earliest revocation) and the issuing login. A logout answering 204
-    again is not one: logout is idempotent.
+    operation (check) of a revoked id that starts after e + bound (the
+    `revocation_bound` parameter, 0 by default) and answers ok (200) is a
+    violation naming the check, the revoking operation (the earliest
+    revocation) and the issuing login; one that starts within the bound
+    may answer either way. A logout answering 204 again is not one:
+    logout is idempotent.
 P4. A login whose password is certainly current answering anything but
     success, no answer (0) or a documented refusal (a 401, say) is a
     violation naming the login. Any operation answered by a 5xx or a 429
@@ -115,7 +118,8 @@ Each operation gets an expectation:
              nor change of that user, not definitely refused, that could
              revoke it started before the operation ended);
   "refused"  logins with a password that is not possible; checks of a
-             session revoked (as above) before the check started;
+             session revoked (as above) more than the bound before the
+             check started;
   "unknown"  everything else.
 For each fault (labelled by its name and args joined with spaces; a label
 that repeats gets " #2", " #3", ...) and for "no fault" (operations that
@@ -125,7 +129,8 @@ overlaps the window (a fault without an end lasts for ever):
    "ok": j (of those k, answered ok), "share": j/k to 3 decimals or null,
    "no_answer": operations answered 0, "refused_503": answered 503}.
 
-API: check(history, documented=DEFAULT_DOCUMENTED, late_writes=False) ->
+API: check(history, documented=DEFAULT_DOCUMENTED, late_writes=False,
+revocation_bound=0.0) ->
 {"operations": n, "violations": [...], "availability": {...}};
 load(path) -> history; main(argv) -> exit status.
 """
@@ -264,7 +269,7 @@ class _ByStart:
 
 
 class _Checker:
-    def __init__(self, history, documented, late_writes):
+    def __init__(self, history, documented, late_writes, revocation_bound=0.0):
         if not isinstance(history, dict):
             raise ValueError("a history is an object")
         raw_ops = history.get("operations")
@@ -282,6 +287,9 @@ class _Checker:
         self.users_present = None if present is None else set(present)
         self.documented = frozenset(
             (status, error) for status, error in documented)
+        if not _is_number(revocation_bound) or revocation_bound < 0:
+            raise ValueError(f"revocation_bound must be a number >= 0, not {revocation_bound!r}")
+        self.revocation_bound = float(revocation_bound)
 
         self.registrations = collections.defaultdict(list)
         self.writes = collections.defaultdict(list)   # password writes
@@ -373,12 +381,22 @@ class _Checker:
             self._revocation[session] = first and (first[0], first[2])
         return self._revocation[session]
 
+    def revoked_before(self, session, op):
+        """The earliest certain revocation of session that op must see
+        (acknowledged more than the bound before op started), or None."""
+        revoked = self.revocation(session)
+        if revoked is not None and revoked[0] + self.revocation_bound < op.start:
+            return revoked[1]
+        return None
+
     def session_state(self, session, op):
-        """"revoked" (certainly, before op started), "live" (certainly
-        valid for all of op's window) or "unknown"."""
+        """"revoked" (certainly, more than the bound before op started),
+        "live" (certainly valid for all of op's window) or "unknown"."""
+        if self.revoked_before(session, op) is not None:
+            return "revoked"
         revoked = self.revocation(session)
         if revoked is not None and revoked[0] < op.start:
-            return "revoked"
+            return "unknown"
         login = self.issuer.get(session)
         if login is None or not login.end < op.start:
             return "unknown"
@@ -436,14 +454,15 @@ class _Checker:
             if op.op == "login":
                 self._check_login(op, report)
             if op.op == "session" and op.ok:
-                revoked = self.revocation(op.session)
-                if revoked is not None and revoked[0] < op.start:
-                    rev = revoked[1]
+                rev = self.revoked_before(op.session, op)
+                if rev is not None:
                     login = self.issuer.get(op.session)
                     ops = [op, rev] + ([login] if login is not None else [])
+                    late = (f" and the {self.revocation_bound * 1000:g} ms "
+                            f"allowed" if self.revocation_bound else "")
                     report(3, f"revoked session accepted: {_describe(op)} "
                            f"started after {_describe(rev)} revoked "
-                           f"session {op.session!r}"
+                           f"session {op.session!r}{late}"
                            + (f" issued by login {login.id}" if login else ""),
                            ops)
 
@@ -532,16 +551,20 @@ def _parse_faults(raw_faults):
     return faults
 
 
-def check(history, documented=DEFAULT_DOCUMENTED, late_writes=False):
+def check(history, documented=DEFAULT_DOCUMENTED, late_writes=False,
+          revocation_bound=0.0):
     """Check a history (see the module's doc) against the four promises.
 
     documented: the (status, error) pairs that are documented refusals.
     late_writes: let an ambiguous write take effect at any time after its
     start, not only within its window.
+    revocation_bound: seconds after a revocation's acknowledgment during
+    which a check of the revoked session may still be accepted (an
+    instance's session cache); a check that starts later must be refused.
 
     Returns {"operations": n, "violations": [...], "availability": {...}};
     raises ValueError on a malformed history."""
-    checker = _Checker(history, documented, late_writes)
+    checker = _Checker(history, documented, late_writes, revocation_bound)
     return {
         "operations": len(checker.ops),
         "violations": checker.violations(),
@@ -558,7 +581,8 @@ def load(path):
     return history
 
 
-USAGE = "usage: python3 -m sesame_fleet.history [--late-writes] HISTORY.json"
+USAGE = ("usage: python3 -m sesame_fleet.history [--late-writes] "
+         "[--revocation-bound SECONDS] HISTORY.json")
 
 
 def main(argv=None):
@@ -567,11 +591,20 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     late = "--late-writes" in argv
     args = [a for a in argv if a != "--late-writes"]
+    bound = 0.0
+    if "--revocation-bound" in args:
+        at = args.index("--revocation-bound")
+        try:
+            bound = float(args[at + 1])
+        except (IndexError, ValueError):
+            print(USAGE, file=sys.stderr)
+            return 2
+        del args[at:at + 2]
     if len(args) != 1 or args[0].startswith("-"):
         print(USAGE, file=sys.stderr)
         return 2
     try:
-        report = check(load(args[0]), late_writes=late)
+        report = check(load(args[0]), late_writes=late, revocation_bound=bound)
     except (OSError, ValueError) as e:  # json.JSONDecodeError is a ValueError
         print(f"history: {e}", file=sys.stderr)
         return 2

@@ -303,6 +303,68 @@ class Promise3(Helpers):
         self.assertClean(h.run())
 
 
+class RevocationBound(Helpers):
+    """With a bound (the instances' session caches): a check that starts
+    within it after the revocation's acknowledgment may be accepted; one
+    that starts after it may not."""
+
+    def revoked(self, how):
+        h = registered()
+        l = h.login("ann", "p1", 2, 3)
+        s = h.session_of(l)
+        if how == "logout":
+            rev = h.logout("ann", s, 4, 5, via="sesame-1")
+        else:
+            rev = h.change("ann", "p1", "p2", 4, 5, via="sesame-1")
+        return h, l, s, rev
+
+    def test_accepted_within_the_bound(self):
+        for how in ("logout", "change"):
+            with self.subTest(how):
+                h, _, s, _ = self.revoked(how)
+                h.check("ann", s, 5.01, 5.02, via="sesame-2")
+                h.check("ann", s, 5.05, 5.06, via="sesame-3")  # at the bound
+                self.assertClean(h.run(revocation_bound=0.05))
+                # Without the bound, the same history breaks promise 3.
+                self.assertEqual([v["promise"] for v in h.run()["violations"]], [3, 3])
+
+    def test_accepted_after_the_bound(self):
+        for how in ("logout", "change"):
+            with self.subTest(how):
+                h, l, s, rev = self.revoked(how)
+                h.check("ann", s, 5.01, 5.02, via="sesame-2")
+                bad = h.check("ann", s, 5.06, 5.07, via="sesame-2")
+                report = h.run(revocation_bound=0.05)
+                self.assertFlagged(report, (3, [bad, rev, l]))
+                self.assertIn("50 ms allowed", report["violations"][0]["what"])
+
+    def test_expectations_follow_the_bound(self):
+        h, _, s, _ = self.revoked("logout")
+        h.check("ann", s, 5.01, 5.02, status=401, error="unauthorized")
+        h.check("ann", s, 5.2, 5.3, status=401, error="unauthorized")
+        checker = history._Checker(h.dict(), history.DEFAULT_DOCUMENTED, False, 0.05)
+        within, after = (checker.ops[-2], checker.ops[-1])
+        self.assertEqual(checker.expectation(within), "unknown")
+        self.assertEqual(checker.expectation(after), "refused")
+
+    def test_a_bad_bound_is_refused(self):
+        with self.assertRaises(ValueError):
+            registered().run(revocation_bound=-1)
+
+    def test_the_command_line_takes_the_bound(self):
+        h, _, s, _ = self.revoked("logout")
+        h.check("ann", s, 5.01, 5.02)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "h.json")
+            with open(path, "w") as f:
+                json.dump(h.dict(), f)
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.assertEqual(history.main([path]), 1)
+                self.assertEqual(history.main(["--revocation-bound", "0.05", path]), 0)
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.assertEqual(history.main(["--revocation-bound", path]), 2)
+
+
 class Promise4(Helpers):
     def test_401_for_the_certainly_current_password(self):
         h = registered()

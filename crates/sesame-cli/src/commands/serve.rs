@@ -51,6 +51,13 @@ pub struct ServeArgs {
     /// Session lifetime in seconds.
     #[arg(long, env = "SESAME_SESSION_TTL", default_value_t = 12 * 3600)]
     session_ttl: i64,
+    /// Sessions kept in process memory once checked, so that a check is a
+    /// lookup instead of a database or Redis read. With Redis (`--cache`), a
+    /// revocation on any instance is refused by every instance within 50 ms,
+    /// and while the revocation channel is down every check reads Redis.
+    /// 0 turns the cache off.
+    #[arg(long, env = "SESAME_SESSION_CACHE_CAPACITY", default_value_t = 100_000)]
+    session_cache_capacity: u64,
     /// Proxy ranges (CIDR, comma-separated) whose `ip` field is believed.
     #[arg(long, env = "SESAME_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpNet>,
@@ -132,7 +139,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         grace_period: Duration::from_secs(args.grace_period),
     };
     runtime()?.block_on(async move {
-        let stores = sesame_storage::open(&args.storage.storage_config())
+        let storage = sesame_storage::StorageConfig {
+            session_cache_capacity: args.session_cache_capacity,
+            ..args.storage.storage_config()
+        };
+        let stores = sesame_storage::open(&storage)
             .await
             .with_context(|| format!("opening {}", args.storage.database_display()))?;
         let workers = config.hash_workers;

@@ -217,3 +217,297 @@ async fn redis_limit_store_matches_the_domain_gcra_and_falls_back_when_redis_is_
     })
     .await;
 }
+
+// --- the in-process cache in front of Redis ---------------------------------
+//
+// Two instances (A and B) on a private Redis, so that its command counts are
+// theirs alone. B caches what it checks; A revokes.
+
+mod session_cache {
+    use super::super::{hour_session, POLL};
+    use chrono::Utc;
+    use sesame_domain::{SessionStore, SessionToken, StoreError};
+    use sesame_storage::redis_session_cache::BOUND;
+    use sesame_storage::{RedisCachedSessions, RedisConn, RedisSessions};
+    use sesame_testkit::{eventually, redis, require, PrivateRedis};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// How long a poll waits for a refusal before the test fails.
+    const GIVE_UP: Duration = Duration::from_secs(2);
+
+    async fn instance(url: &str, namespace: &str) -> RedisCachedSessions {
+        let conn = RedisConn::connect(url, namespace, Duration::from_millis(500))
+            .await
+            .unwrap();
+        RedisCachedSessions::new(RedisSessions::new(conn), 1000)
+    }
+
+    /// A and B on one namespace of `redis`, both listening.
+    async fn pair(redis: &PrivateRedis) -> (RedisCachedSessions, RedisCachedSessions) {
+        let ns = redis::namespace();
+        let a = instance(&redis.url(), &ns).await;
+        let b = instance(&redis.url(), &ns).await;
+        wait_listening(&b).await;
+        (a, b)
+    }
+
+    async fn wait_listening(c: &RedisCachedSessions) {
+        eventually(Duration::from_secs(5), POLL, "the cache listens", || {
+            let listening = c.listening();
+            async move { listening }
+        })
+        .await;
+    }
+
+    fn redis_cli(port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Commands Redis has run, but the subscribers' PINGs and the
+    /// counting's own INFO.
+    fn commands(port: u16) -> u64 {
+        redis_cli(port, &["info", "commandstats"])
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter(|l| !l.starts_with("ping:") && !l.starts_with("info:"))
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
+    /// Waits until `checks` checks of `token` on `c` in a row cost Redis no
+    /// command: answered from the cache. (A hit needs a PONG younger than
+    /// the bound; on a loaded machine a check may fall back now and then.)
+    async fn served_from_cache(c: &RedisCachedSessions, token: &SessionToken, port: u16) {
+        eventually(
+            Duration::from_secs(10),
+            POLL,
+            "session checks answered from the cache",
+            || {
+                let before = commands(port);
+                async move {
+                    for _ in 0..100 {
+                        let found = c.find(&token.hash(), Utc::now()).await.unwrap();
+                        assert!(found.is_some());
+                    }
+                    commands(port) == before
+                }
+            },
+        )
+        .await;
+    }
+
+    /// Checks `tokens` on `c` every millisecond from `acked` on, until each
+    /// is refused; the longest delay after `acked` before a refusal. Fails
+    /// if one is accepted again after its refusal.
+    async fn refused_within(
+        c: &RedisCachedSessions,
+        tokens: &[&SessionToken],
+        acked: Instant,
+    ) -> Duration {
+        let mut longest = Duration::ZERO;
+        for token in tokens {
+            loop {
+                let started = Instant::now();
+                if c.find(&token.hash(), Utc::now()).await.unwrap().is_none() {
+                    longest = longest.max(started - acked);
+                    break;
+                }
+                assert!(
+                    started - acked < GIVE_UP,
+                    "a revoked session still accepted {:?} after its revocation",
+                    started - acked
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        for _ in 0..20 {
+            for token in tokens {
+                let found = c.find(&token.hash(), Utc::now()).await.unwrap();
+                assert!(found.is_none(), "accepted again after its refusal");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        longest
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cached_session_check_costs_no_redis_command() {
+        let redis = require!(PrivateRedis::start());
+        let (a, b) = pair(&redis).await;
+        let (token, session) = hour_session(1, "ada");
+        a.create(&session).await.unwrap();
+        let before = commands(redis.port);
+        let found = b.find(&token.hash(), Utc::now()).await.unwrap();
+        assert_eq!(found.map(|s| s.username), Some("ada".into()));
+        let read = commands(redis.port) - before;
+        assert_eq!(read, 1, "the first check reads Redis: {read} commands");
+        served_from_cache(&b, &token, redis.port).await;
+        // Expiry is checked on every hit, by the clock passed in.
+        let later = session.expires_at + chrono::Duration::seconds(1);
+        let before = commands(redis.port);
+        assert!(b.find(&token.hash(), later).await.unwrap().is_none());
+        assert!(commands(redis.port) - before <= 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_on_one_instance_is_refused_by_anothers_cache_within_the_bound() {
+        let redis = require!(PrivateRedis::start());
+        let (a, b) = pair(&redis).await;
+        let mut delays = Vec::new();
+        // Logouts.
+        for n in 0..10 {
+            let (token, session) = hour_session(n, "ada");
+            a.create(&session).await.unwrap();
+            served_from_cache(&b, &token, redis.port).await;
+            a.revoke(&token.hash()).await.unwrap();
+            let acked = Instant::now();
+            delays.push(refused_within(&b, &[&token], acked).await);
+            // The revoking instance refuses at once.
+            assert!(a.find(&token.hash(), Utc::now()).await.unwrap().is_none());
+        }
+        // Password changes: every session of the user.
+        for n in 0..5 {
+            let user = 100 + n;
+            let sessions: Vec<_> = (0..3).map(|_| hour_session(user, "bob")).collect();
+            for (token, session) in &sessions {
+                a.create(session).await.unwrap();
+                served_from_cache(&b, token, redis.port).await;
+                served_from_cache(&a, token, redis.port).await;
+            }
+            assert_eq!(a.revoke_all(user).await.unwrap(), 3);
+            let acked = Instant::now();
+            let tokens: Vec<_> = sessions.iter().map(|(t, _)| t).collect();
+            delays.push(refused_within(&b, &tokens, acked).await);
+            for token in &tokens {
+                assert!(a.find(&token.hash(), Utc::now()).await.unwrap().is_none());
+            }
+        }
+        let longest = delays.iter().max().unwrap();
+        eprintln!("revocation refused by the other instance's cache after at most {longest:?} ({delays:?})");
+        assert!(*longest <= BOUND, "{longest:?} > {BOUND:?}: {delays:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_the_channel_killed_a_revoked_session_is_never_accepted_then_hits_come_back() {
+        let redis = require!(PrivateRedis::start());
+        let (a, b) = pair(&redis).await;
+        // One session B checks while its channel is down, one it checks
+        // only once subscribed again.
+        let (polled, polled_session) = hour_session(1, "ada");
+        let (idle, idle_session) = hour_session(1, "ada");
+        for (token, session) in [(&polled, &polled_session), (&idle, &idle_session)] {
+            a.create(session).await.unwrap();
+            served_from_cache(&b, token, redis.port).await;
+        }
+
+        // Both subscribers lose their connection: B never hears these
+        // revocations.
+        let killed = redis_cli(redis.port, &["client", "kill", "type", "pubsub"]);
+        assert_eq!(killed.trim(), "2", "{killed}");
+        a.revoke(&polled.hash()).await.unwrap();
+        a.revoke(&idle.hash()).await.unwrap();
+        let acked = Instant::now();
+        // A check may hit within the bound of the revocation; none after it
+        // may: they read Redis, which refuses.
+        while acked.elapsed() < Duration::from_millis(500) {
+            let started = Instant::now();
+            let found = b.find(&polled.hash(), Utc::now()).await.unwrap();
+            assert!(
+                found.is_none() || started - acked <= BOUND,
+                "accepted {:?} after the revocation, with the channel down",
+                started - acked
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+
+        // Subscribed again: what was cached before is stale, hits are back
+        // for what is cached now.
+        wait_listening(&b).await;
+        assert!(
+            b.find(&idle.hash(), Utc::now()).await.unwrap().is_none(),
+            "a session revoked while the channel was down accepted from the cache"
+        );
+        let (fresh, fresh_session) = hour_session(2, "bob");
+        a.create(&fresh_session).await.unwrap();
+        served_from_cache(&b, &fresh, redis.port).await;
+        a.revoke(&fresh.hash()).await.unwrap();
+        let delay = refused_within(&b, &[&fresh], Instant::now()).await;
+        assert!(delay <= BOUND, "{delay:?}");
+    }
+
+    /// SIGSTOP of a Redis server, undone when dropped (on a panic too).
+    struct Frozen(String);
+
+    impl Frozen {
+        fn freeze(port: u16) -> Self {
+            let info = redis_cli(port, &["info", "server"]);
+            let pid = info
+                .lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .expect("process_id in INFO server")
+                .trim()
+                .to_owned();
+            signal("-STOP", &pid);
+            Self(pid)
+        }
+    }
+
+    impl Drop for Frozen {
+        fn drop(&mut self) {
+            signal("-CONT", &self.0);
+        }
+    }
+
+    fn signal(signal: &str, pid: &str) {
+        let status = Command::new("kill").args([signal, pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn with_redis_frozen_a_cached_session_fails_closed_then_hits_come_back() {
+        let redis = require!(PrivateRedis::start());
+        let (a, b) = pair(&redis).await;
+        let (token, session) = hour_session(1, "ada");
+        a.create(&session).await.unwrap();
+        served_from_cache(&b, &token, redis.port).await;
+
+        // Nothing that B cannot hear about may be accepted after the bound:
+        // the checks go to Redis, and time out.
+        let frozen = Frozen::freeze(redis.port);
+        let since = Instant::now();
+        let mut unavailable = 0;
+        while since.elapsed() < Duration::from_millis(1500) {
+            let started = Instant::now();
+            match b.find(&token.hash(), Utc::now()).await {
+                Ok(Some(_)) => assert!(
+                    started - since <= BOUND,
+                    "accepted from the cache {:?} after Redis froze",
+                    started - since
+                ),
+                Ok(None) => panic!("a live session refused"),
+                Err(StoreError::Unavailable(_)) => unavailable += 1,
+                Err(e) => panic!("{e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(unavailable > 0);
+        drop(frozen);
+
+        wait_listening(&b).await;
+        served_from_cache(&b, &token, redis.port).await;
+    }
+}

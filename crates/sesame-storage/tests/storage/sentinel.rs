@@ -262,3 +262,99 @@ async fn a_password_change_whose_marker_no_replica_has_is_not_acknowledged() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cache_follows_the_master_through_a_failover() {
+    use sesame_domain::SessionStore;
+    use sesame_storage::redis_session_cache::BOUND;
+    use sesame_storage::{RedisCachedSessions, RedisSessions};
+    use sesame_testkit::redis::SENTINEL_SERVICE;
+
+    let redis = require!(RedisSentinels::start());
+    let ns = redis::namespace();
+    // No replica acknowledgements: the old master takes seconds to resync
+    // as the new one's replica, and what is tested here is the channel.
+    let instance = || async {
+        let conn = RedisConn::connect_with_acks(&redis.url(), &ns, DEADLINE, Some(0))
+            .await
+            .unwrap();
+        RedisCachedSessions::new(RedisSessions::new(conn), 1000)
+    };
+    let (a, b) = (instance().await, instance().await);
+    let subscribers = |port: u16| {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "client", "list", "type", "pubsub"])
+            .output()
+            .unwrap();
+        // Not the sentinels' own (`name=sentinel-...`).
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.contains("name=sentinel"))
+            .count()
+    };
+    eventually(Duration::from_secs(5), POLL, "both caches listen", || {
+        let listening = a.listening() && b.listening();
+        async move { listening }
+    })
+    .await;
+    assert_eq!(subscribers(redis.master.port), 2);
+    let (before, before_session) = hour_session(1, "ada");
+    a.create(&before_session).await.unwrap();
+    assert!(b.find(&before.hash(), Utc::now()).await.unwrap().is_some());
+
+    // A failover the sentinels are asked for: the old master lives on as a
+    // replica, so only following the sentinels moves the subscribers.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.sentinels[0].port.to_string()])
+        .args(["sentinel", "failover", SENTINEL_SERVICE])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
+    eventually(
+        Duration::from_secs(20),
+        POLL,
+        "both caches listen on the new master",
+        || {
+            let moved = redis.replica.role() == "master"
+                && subscribers(redis.replica.port) == 2
+                && a.listening()
+                && b.listening();
+            async move { moved }
+        },
+    )
+    .await;
+
+    // Revocations on A reach B's cache through the new master, within the
+    // bound; a session cached before the failover included.
+    let (after, after_session) = hour_session(2, "bob");
+    eventually(Duration::from_secs(10), POLL, "sessions stored", || async {
+        a.create(&after_session).await.is_ok()
+    })
+    .await;
+    for token in [&before, &after] {
+        eventually(Duration::from_secs(10), POLL, "the session cached", || {
+            let (b, hash) = (&b, token.hash());
+            async move { b.find(&hash, Utc::now()).await.is_ok_and(|s| s.is_some()) }
+        })
+        .await;
+        let revoked = Instant::now();
+        eventually(Duration::from_secs(10), POLL, "revoked", || async {
+            a.revoke(&token.hash()).await.is_ok()
+        })
+        .await;
+        let acked = Instant::now();
+        loop {
+            let started = Instant::now();
+            if b.find(&token.hash(), Utc::now()).await.unwrap().is_none() {
+                break;
+            }
+            assert!(
+                started - acked <= BOUND,
+                "accepted {:?} after its revocation ({:?} to acknowledge it)",
+                started - acked,
+                acked - revoked
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
