@@ -255,26 +255,69 @@ impl UserStore for MySqlStore {
     }
 
     async fn password_unchanged(&self, user: &UserRecord) -> Result<bool, StoreError> {
-        let now = self.write_mark(&user.username).await;
-        self.password_unchanged_between(user, now, now).await
+        let WriteMark(now) = self.write_mark(&user.username).await;
+        self.password_unchanged_at(user, now).await
     }
 
     /// Every write to a user's row sets its recent-write marker first (to
-    /// PENDING, then to its commit stamp), and the marker outlives a login
-    /// (seconds against a latency budget). The same settled marker before
-    /// the lookup and after the session: nothing was written in between. No
-    /// marker after: nothing was written since the lookup. Otherwise the
-    /// primary decides.
+    /// PENDING, then to its commit stamp): the same settled marker before
+    /// the lookup and after the session means nothing was written in
+    /// between.
     async fn password_unchanged_between(
         &self,
         user: &UserRecord,
         WriteMark(before): WriteMark,
         WriteMark(after): WriteMark,
     ) -> Result<bool, StoreError> {
-        let marker = match after {
-            None => return Ok(true),
-            Some(m) if before == after && m != PENDING => return Ok(true),
-            Some(m) => m,
+        if before.is_some() && before == after && after != Some(PENDING) {
+            return Ok(true);
+        }
+        self.password_unchanged_at(user, after).await
+    }
+    // The operator's listing reads the primary: it is authoritative.
+    async fn list(
+        &self,
+        after: Option<&Username>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let rows = self
+            .on_primary(
+                sqlx::query(
+                    "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
+                )
+                .bind(after.map_or("", Username::as_str))
+                .bind(i64::from(limit))
+                .fetch_all(&self.inner.primary),
+            )
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Ready while logins can be served: the primary answers, or a replica
+    /// within the lag bound does.
+    async fn ready(&self) -> Result<(), StoreError> {
+        let primary = self
+            .on_primary(sqlx::query("SELECT 1").execute(&self.inner.primary))
+            .await;
+        match primary {
+            Ok(_) => Ok(()),
+            Err(_) if self.replica_status().iter().any(|r| r.usable) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl MySqlStore {
+    /// Whether `user`'s password is unchanged, given the user's marker now.
+    /// No marker: nothing was written since the login's lookup (the marker
+    /// outlives a login). Otherwise the primary decides.
+    async fn password_unchanged_at(
+        &self,
+        user: &UserRecord,
+        marker: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let Some(marker) = marker else {
+            return Ok(true);
         };
         const SQL: &str = "SELECT password_changed_at FROM users WHERE id = ?";
         let started = Instant::now();
@@ -308,37 +351,5 @@ impl UserStore for MySqlStore {
             .await?;
         observe("password_unchanged", DbRole::Primary, started);
         Ok(changed_at == Some(to_ms(user.password_changed_at)))
-    }
-
-    // The operator's listing reads the primary: it is authoritative.
-    async fn list(
-        &self,
-        after: Option<&Username>,
-        limit: u32,
-    ) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = self
-            .on_primary(
-                sqlx::query(
-                    "SELECT id, username, password_hash, created_at, password_changed_at FROM users WHERE username > ? ORDER BY username LIMIT ?",
-                )
-                .bind(after.map_or("", Username::as_str))
-                .bind(i64::from(limit))
-                .fetch_all(&self.inner.primary),
-            )
-            .await?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    /// Ready while logins can be served: the primary answers, or a replica
-    /// within the lag bound does.
-    async fn ready(&self) -> Result<(), StoreError> {
-        let primary = self
-            .on_primary(sqlx::query("SELECT 1").execute(&self.inner.primary))
-            .await;
-        match primary {
-            Ok(_) => Ok(()),
-            Err(_) if self.replica_status().iter().any(|r| r.usable) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }
