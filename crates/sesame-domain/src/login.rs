@@ -370,14 +370,7 @@ impl LoginService {
         }
         self.sessions.create(session).await?;
         let mark = self.users.write_mark(&user.username).await;
-        if let Err(e) = self
-            .limiter
-            .store()
-            .remember(&known.key, known.ttl, known.now_ms)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record a login in the rate limiter");
-        }
+        self.limiter.remember(known).await;
         Ok(mark)
     }
 

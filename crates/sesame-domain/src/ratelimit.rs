@@ -346,15 +346,24 @@ impl LoginLimiter {
         &self.store
     }
 
+    /// Keeps what a successful login remembers; a store that cannot is
+    /// only logged (the login has succeeded).
+    pub async fn remember(&self, known: &Remember) {
+        if let Err(e) = self
+            .store
+            .remember(&known.key, known.ttl, known.now_ms)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a login in the rate limiter");
+        }
+    }
+
     /// Records the result of a login that was admitted: one round trip.
     pub async fn record_login(&self, user: &Username, ip: IpAddr, succeeded: bool) {
         let now = self.now_ms();
         let s = &self.settings;
         let result = if succeeded {
-            let known = self.known_address(user, ip);
-            self.store
-                .remember(&known.key, known.ttl, known.now_ms)
-                .await
+            return self.remember(&self.known_address(user, ip)).await;
         } else {
             let (pair, account, address) =
                 (pair_key(user, ip), account_key(user), failures_key(ip));
